@@ -1,0 +1,34 @@
+"""Typed errors. Every error a user can act on derives from :class:`VqaRtError`;
+the CLI prints its message as one line on stderr and exits non-zero."""
+
+
+class VqaRtError(Exception):
+    """Base class of every error vqa-rt reports to users."""
+
+
+class InputError(VqaRtError):
+    """A video input is missing, malformed, or inconsistent with its pair."""
+
+
+class ModelError(VqaRtError):
+    """A model file or checkpoint is missing, corrupt, or of the wrong kind."""
+
+
+class BackendUnavailableError(VqaRtError):
+    """A requested backend (TensorRT, a CUDA provider) is not installed or has no device."""
+
+
+class ExportValidationError(VqaRtError):
+    """The exported model disagrees with its PyTorch reference."""
+
+
+class OutputNamesMismatch(ExportValidationError):
+    """The exported graph's output names differ from the reference's."""
+
+
+class OutputShapeMismatch(ExportValidationError):
+    """An exported output has a different shape from the reference's."""
+
+
+class OutputValuesMismatch(ExportValidationError):
+    """An exported output differs from the reference's beyond tolerance."""
