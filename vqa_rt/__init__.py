@@ -6,3 +6,18 @@ try:
     __version__ = _dist_version("vqa-rt")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
+
+_API = {
+    "score": "vqa_rt.runtime.scoring",
+    "ScoreOptions": "vqa_rt.runtime.scoring",
+    "VideoInput": "vqa_rt.runtime.scoring",
+}
+
+
+def __getattr__(name: str):
+    """Lazy top-level API, so ``import vqa_rt`` loads neither ONNX Runtime nor OpenCV."""
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'vqa_rt' has no attribute {name!r}")

@@ -1,0 +1,36 @@
+# Two commands for a newcomer: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO := build/demo
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed-%: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -e '.[$(subst +,$(comma),$*)]'
+	touch $@
+
+comma := ,
+
+## demo: install, build an untrained FR checkpoint, export it to ONNX, make a clip and score it
+demo: $(VENV)/.installed-export
+	mkdir -p $(DEMO)
+	$(BIN)/vqa-rt init fr --seed 0 --output $(DEMO)/fr_untrained.pt
+	$(BIN)/vqa-rt export fr --checkpoint $(DEMO)/fr_untrained.pt --output $(DEMO)/fr.onnx
+	$(BIN)/vqa-rt make-clip --reference $(DEMO)/ref.yuv --distorted $(DEMO)/dist.yuv --width 320 --height 240 --frames 24
+	$(BIN)/vqa-rt score --engine $(DEMO)/fr.onnx --reference $(DEMO)/ref.yuv --distorted $(DEMO)/dist.yuv \
+		--width 320 --height 240 --output $(DEMO)/scores.json --csv $(DEMO)/scores.csv
+	@echo "per-frame results: $(DEMO)/scores.json, $(DEMO)/scores.csv"
+
+## test: install test dependencies and run the whole suite
+test: $(VENV)/.installed-export+test
+	$(BIN)/python -m pytest
+
+## bench: FR throughput benchmark (writes benchmarks/results/)
+bench: $(VENV)/.installed-export+test
+	$(BIN)/python benchmarks/fr_throughput.py
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,219 @@
+"""The ``vqa-rt`` command line: thin commands over the library.
+
+Heavy modules (torch, onnxruntime, OpenCV) are imported inside the commands, so
+``vqa-rt --help`` stays fast and needs neither torch nor TensorRT.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vqa_rt.errors import VqaRtError
+
+app = typer.Typer(
+    name="vqa-rt",
+    help="Compiled inference for video-quality networks (FR scoring on ONNX Runtime).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+UNTRAINED_WARNING = "note: UNTRAINED weights (seeded random init): scores are not meaningful quality predictions"
+
+
+class ModelKind(str, Enum):
+    fr = "fr"
+
+
+class Matrix(str, Enum):
+    bt709 = "bt709"
+    bt601 = "bt601"
+
+
+class Range(str, Enum):
+    limited = "limited"
+    full = "full"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+    if text is None:
+        return None
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise typer.BadParameter(f"size must be positive, got {text!r}")
+    return width, height
+
+
+def _load_config(spec, config: Optional[Path]):
+    if config is None:
+        return None
+    try:
+        values = json.loads(config.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise VqaRtError(f"{config}: cannot read the config JSON ({exc})") from None
+    return spec.config_from_dict(values)
+
+
+def _load_model(kind: ModelKind, checkpoint: Optional[Path], random_init: Optional[int], config: Optional[Path]):
+    from vqa_rt.export.checkpoint import load_checkpoint, random_init as seeded_model
+    from vqa_rt.export.spec import get_spec
+
+    if (checkpoint is None) == (random_init is None):
+        raise typer.BadParameter("give exactly one of --checkpoint and --random-init")
+    spec = get_spec(kind.value)
+    model_config = _load_config(spec, config)
+    if checkpoint is not None:
+        return spec, load_checkpoint(spec, str(checkpoint), model_config)
+    return spec, seeded_model(spec, random_init, model_config)
+
+
+@app.command()
+def init(
+    kind: ModelKind = typer.Argument(..., help="Model kind."),
+    seed: int = typer.Option(0, help="Random seed of the weights."),
+    output: Path = typer.Option(..., "--output", "-o", help="Checkpoint file to write (.pt)."),
+    config: Optional[Path] = typer.Option(None, help="JSON file of architecture hyper-parameters."),
+):
+    """Write a checkpoint with seeded random (UNTRAINED) weights, for demos and tests."""
+    from vqa_rt.export.checkpoint import save_checkpoint
+
+    _, loaded = _load_model(kind, None, seed, config)
+    save_checkpoint(loaded, str(output), kind.value)
+    typer.echo(f"wrote {output} ({loaded.source}; untrained)")
+
+
+@app.command()
+def export(
+    kind: ModelKind = typer.Argument(..., help="Model kind."),
+    output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
+    checkpoint: Optional[Path] = typer.Option(None, help="PyTorch state_dict file to load (strict)."),
+    random_init: Optional[int] = typer.Option(None, help="Seed for UNTRAINED random weights instead of a checkpoint."),
+    config: Optional[Path] = typer.Option(None, help="JSON file of architecture hyper-parameters."),
+    opset: int = typer.Option(22, help="ONNX opset (DeformConv needs 19 or later)."),
+    validate: bool = typer.Option(True, help="Validate the ONNX file against PyTorch after export."),
+):
+    """Export a model to ONNX with dynamic batch/height/width and embedded metadata, then validate it."""
+    from vqa_rt.export.onnx_export import export_onnx
+
+    spec, loaded = _load_model(kind, checkpoint, random_init, config)
+    report = export_onnx(spec, loaded, str(output), opset=opset, validate=validate)
+    typer.echo(f"wrote {output} ({spec.kind}, weights: {loaded.source}{', UNTRAINED' if loaded.untrained else ''})")
+    if report is not None:
+        typer.echo(f"validated against PyTorch: {report.summary()}")
+
+
+def _terminal_progress(done: int, total: Optional[int]) -> None:
+    suffix = f"/{total}" if total else ""
+    print(f"\rscored {done}{suffix} frames", end="", file=sys.stderr, flush=True)
+
+
+@app.command()
+def score(
+    engine: Path = typer.Option(..., help="FR engine (.onnx from 'vqa-rt export fr')."),
+    reference: str = typer.Option(..., "--reference", "-r", help="Reference video: raw YUV, Y4M, or - for stdin."),
+    distorted: str = typer.Option(..., "--distorted", "-d", help="Distorted video: raw YUV, Y4M, or - for stdin."),
+    width: Optional[int] = typer.Option(None, "--width", "-w", help="Frame width (raw YUV)."),
+    height: Optional[int] = typer.Option(None, "--height", "-h", help="Frame height (raw YUV)."),
+    pix_fmt: Optional[str] = typer.Option(None, help="Pixel format of raw YUV: yuv420p (default) or yuv420p10le."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON results (libvmaf-shaped)."),
+    csv: Optional[Path] = typer.Option(None, help="CSV of per-frame scores."),
+    matrix: Matrix = typer.Option(Matrix.bt709, help="YUV->RGB matrix."),
+    color_range: Optional[Range] = typer.Option(None, "--range", help="YUV range (default: Y4M tag, else limited)."),
+    analysis_size: Optional[str] = typer.Option(None, help="Resize frames to WIDTHxHEIGHT before inference."),
+    frame_skip: int = typer.Option(0, help="Skip this many frames at the start."),
+    frame_stride: int = typer.Option(1, help="Score every Nth frame."),
+    max_frames: Optional[int] = typer.Option(None, help="Score at most this many frames."),
+    batch_size: int = typer.Option(1, help="Frames per inference call."),
+    device: Device = typer.Option(Device.cpu, help="ONNX Runtime device."),
+    threads: int = typer.Option(0, help="Inference threads (0: one per core)."),
+):
+    """Score a distorted video against its reference: per-frame and pooled FR scores."""
+    from vqa_rt.runtime.scoring import ScoreOptions, VideoInput, score as run_score
+
+    if batch_size < 1:
+        raise typer.BadParameter("--batch-size must be at least 1")
+    options = ScoreOptions(
+        matrix=matrix.value,
+        color_range=color_range.value if color_range else None,
+        analysis_size=_parse_size(analysis_size),
+        frame_skip=frame_skip,
+        frame_stride=frame_stride,
+        max_frames=max_frames,
+        batch_size=batch_size,
+    )
+    try:
+        result = run_score(
+            str(engine),
+            VideoInput(reference, width, height, pix_fmt),
+            VideoInput(distorted, width, height, pix_fmt),
+            options,
+            output_json=str(output) if output else None,
+            output_csv=str(csv) if csv else None,
+            device=device.value,
+            threads=threads,
+            progress=_terminal_progress if sys.stderr.isatty() else None,
+        )
+    finally:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+    if result["model"]["untrained"]:
+        typer.echo(UNTRAINED_WARNING, err=True)
+    pooled = result["pooled_metrics"]["score"]
+    scale = result["model"]["score_scale"]
+    typer.echo(
+        f"{len(result['frames'])} frames, FR score ({scale['name']} {scale['min']:g}..{scale['max']:g}): "
+        f"mean {pooled['mean']:.4f}, harmonic mean {pooled['harmonic_mean']:.4f}, "
+        f"min {pooled['min']:.4f}, p5 {pooled['p5']:.4f}, max {pooled['max']:.4f}"
+        + (" [untrained]" if result["model"]["untrained"] else "")
+    )
+    if output is None and csv is None:
+        typer.echo("(no --output/--csv given: per-frame scores not saved)", err=True)
+
+
+@app.command("make-clip")
+def make_clip(
+    reference: Path = typer.Option(..., "--reference", "-r", help="Reference raw YUV file to write."),
+    distorted: Path = typer.Option(..., "--distorted", "-d", help="Distorted raw YUV file to write."),
+    width: int = typer.Option(320, "--width", "-w"),
+    height: int = typer.Option(240, "--height", "-h"),
+    frames: int = typer.Option(24, help="Number of frames."),
+    ten_bit: bool = typer.Option(False, "--10bit", help="Write yuv420p10le instead of yuv420p."),
+    quality: int = typer.Option(30, help="JPEG quality of the distortion (1..100; lower is worse)."),
+    seed: int = typer.Option(0),
+):
+    """Make a synthetic test clip: a moving textured scene and a JPEG-degraded copy (raw YUV)."""
+    from vqa_rt.runtime.synthetic import make_test_clip
+
+    fmt = make_test_clip(
+        str(reference), str(distorted), width, height, frames, seed=seed, bit_depth=10 if ten_bit else 8, quality=quality
+    )
+    typer.echo(f"wrote {reference} and {distorted}: {frames} frames {width}x{height} {fmt.pix_fmt}")
+
+
+def main() -> None:
+    """Entry point: library errors become one line on stderr and exit status 2."""
+    try:
+        app()
+    except VqaRtError as exc:
+        typer.echo(f"vqa-rt: error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        typer.echo(f"vqa-rt: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("vqa-rt: interrupted (results scored so far were kept in the output files)", err=True)
+        sys.exit(130)

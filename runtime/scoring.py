@@ -1,0 +1,206 @@
+"""Full-reference scoring: paired video frames -> FR engine -> per-frame and pooled scores.
+
+Decoding and colour conversion run in a prefetch thread so they overlap with
+inference. Results are shaped like libvmaf's JSON (``frames[].frameNum``,
+``frames[].metrics``, ``pooled_metrics``) and, when output paths are given,
+written as atomic snapshots while scoring runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+import vqa_rt
+from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.runtime.backends.base import Runner
+from vqa_rt.runtime.color import normalize, yuv_to_rgb
+from vqa_rt.runtime.engines import open_runner
+from vqa_rt.runtime.frames import FramePair, paired_frames, prefetch
+from vqa_rt.runtime.model_info import ModelInfo, read_model_info
+from vqa_rt.runtime.pooling import pool
+from vqa_rt.runtime.video import Frame, VideoReader, open_video
+from vqa_rt.runtime.writers import SnapshotWriter, render_csv, render_json
+
+ProgressCallback = Callable[[int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """A video to read: a path (``-`` for stdin) and, for raw YUV, its geometry."""
+
+    path: str
+    width: int | None = None
+    height: int | None = None
+    pix_fmt: str | None = None
+
+    def open(self) -> VideoReader:
+        return open_video(self.path, self.width, self.height, self.pix_fmt)
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How frames are selected and converted before inference."""
+
+    matrix: str = "bt709"
+    color_range: str | None = None  # None: the Y4M tag if present, else limited
+    analysis_size: tuple[int, int] | None = None  # (width, height); None: native
+    frame_skip: int = 0
+    frame_stride: int = 1
+    max_frames: int | None = None
+    batch_size: int = 1
+
+
+class _FramePreparer:
+    """Converts frame pairs to normalised RGB model inputs, reusing the previous frame's conversion."""
+
+    def __init__(self, options: ScoreOptions, ranges: tuple[str, str], preprocess: dict[str, Any]):
+        self.options = options
+        self.ranges = ranges
+        self.mean = np.asarray(preprocess["mean"], dtype=np.float32)
+        self.std = np.asarray(preprocess["std"], dtype=np.float32)
+        self._cache: list[tuple[int, np.ndarray] | None] = [None, None]
+
+    def _convert(self, slot: int, frame: Frame) -> np.ndarray:
+        cached = self._cache[slot]
+        if cached is not None and cached[0] == frame.index:
+            return cached[1]
+        rgb = yuv_to_rgb(frame, self.options.matrix, self.ranges[slot], self.options.analysis_size)
+        array = normalize(rgb, self.mean, self.std)
+        self._cache[slot] = (frame.index, array)
+        return array
+
+    def __call__(self, pair: FramePair) -> tuple[int, tuple[np.ndarray, ...]]:
+        ref_prev, dist_prev = self._convert(0, pair.ref_prev), self._convert(1, pair.dist_prev)
+        ref, dist = self._convert(0, pair.ref), self._convert(1, pair.dist)
+        return pair.index, (ref, dist, ref_prev, dist_prev)
+
+
+def _batches(items: Iterator, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _selected_count(total: int | None, options: ScoreOptions) -> int | None:
+    if total is None:
+        return options.max_frames
+    available = max(0, -(-(total - options.frame_skip) // options.frame_stride))
+    return available if options.max_frames is None else min(available, options.max_frames)
+
+
+def _check_output_paths(paths: list[str]) -> None:
+    for path in paths:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise InputError(f"{path}: output directory {directory} does not exist")
+
+
+def _check_geometry(info: ModelInfo, reader: VideoReader, options: ScoreOptions) -> None:
+    width, height = options.analysis_size or (reader.format.width, reader.format.height)
+    if min(width, height) < info.min_size:
+        raise InputError(
+            f"analysis size {width}x{height} is below the model's minimum of {info.min_size} pixels per side"
+            " (choose a larger --analysis-size)"
+        )
+
+
+def _result_skeleton(info: ModelInfo, runner: Runner, ref: VideoInput, dist: VideoInput, fmt, options) -> dict:
+    return {
+        "version": vqa_rt.__version__,
+        "model": {
+            "path": info.path,
+            "kind": info.kind,
+            "backend": runner.name,
+            "untrained": info.untrained,
+            "score_scale": info.score_scale,
+            "exported_by": info.metadata.get("version"),
+            "config": info.metadata.get("config"),
+        },
+        "input": {
+            "reference": ref.path,
+            "distorted": dist.path,
+            "width": fmt.width,
+            "height": fmt.height,
+            "pix_fmt": fmt.pix_fmt,
+            **asdict(options),
+        },
+        "frames": [],
+        "pooled_metrics": {},
+        "complete": False,
+        "error": None,
+    }
+
+
+def _pool_all(result: dict) -> None:
+    names = list(result["frames"][0]["metrics"]) if result["frames"] else []
+    result["pooled_metrics"] = {n: pool([f["metrics"][n] for f in result["frames"]]) for n in names}
+
+
+def score(
+    engine: str,
+    reference: VideoInput | str,
+    distorted: VideoInput | str,
+    options: ScoreOptions = ScoreOptions(),
+    *,
+    output_json: str | None = None,
+    output_csv: str | None = None,
+    device: str = "cpu",
+    threads: int = 0,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Score a distorted video against its reference with an FR engine.
+
+    Returns the libvmaf-shaped result dict. Every input is validated before any
+    output file is created; if scoring stops early (bad frame, interrupt) the
+    frames already scored are written with ``"complete": false`` and the error
+    is re-raised.
+    """
+    reference = VideoInput(reference) if isinstance(reference, str) else reference
+    distorted = VideoInput(distorted) if isinstance(distorted, str) else distorted
+    info = read_model_info(engine, expected_kind="fr")
+    outputs = [(p, r) for p, r in ((output_json, render_json), (output_csv, render_csv)) if p]
+    _check_output_paths([p for p, _ in outputs])
+    with reference.open() as ref_reader, distorted.open() as dist_reader:
+        _check_geometry(info, ref_reader, options)
+        pairs = paired_frames(ref_reader, dist_reader, options.frame_skip, options.frame_stride, options.max_frames)
+        ranges = tuple(options.color_range or r.format.color_range or "limited" for r in (ref_reader, dist_reader))
+        preparer = _FramePreparer(options, ranges, info.preprocess)
+        total = _selected_count(ref_reader.frame_count, options)
+        if total == 0:
+            raise InputError(f"no frames selected: the reference has {ref_reader.frame_count} frames (check --frame-skip)")
+        with open_runner(engine, device=device, threads=threads) as runner:
+            result = _result_skeleton(info, runner, reference, distorted, ref_reader.format, options)
+            writer = SnapshotWriter(outputs)
+            try:
+                for batch in _batches(prefetch(map(preparer, pairs)), options.batch_size):
+                    feed = {name: np.stack([item[1][i] for item in batch]) for i, name in enumerate(info.inputs)}
+                    values = runner.infer(feed)
+                    for row, (index, _) in enumerate(batch):
+                        metrics = {name: float(values[name][row]) for name in info.outputs}
+                        result["frames"].append({"frameNum": index, "metrics": metrics})
+                    if progress:
+                        progress(len(result["frames"]), total)
+                    if result["frames"] and outputs:
+                        _pool_all(result)
+                        writer.update(result)
+            except (VqaRtError, KeyboardInterrupt) as exc:
+                result["error"] = str(exc) or type(exc).__name__
+                if result["frames"] and outputs:
+                    _pool_all(result)
+                    writer.update(result, force=True)
+                raise
+    if not result["frames"]:
+        raise InputError("no frames were selected for scoring: the input ended before --frame-skip")
+    _pool_all(result)
+    result["complete"] = True
+    writer.update(result, force=True)
+    return result
