@@ -175,8 +175,6 @@ def score(
         ranges = tuple(options.color_range or r.format.color_range or "limited" for r in (ref_reader, dist_reader))
         preparer = _FramePreparer(options, ranges, info.preprocess)
         total = _selected_count(ref_reader.frame_count, options)
-        if total == 0:
-            raise InputError(f"no frames selected: the reference has {ref_reader.frame_count} frames (check --frame-skip)")
         with open_runner(engine, device=device, threads=threads) as runner:
             result = _result_skeleton(info, runner, reference, distorted, ref_reader.format, options)
             writer = SnapshotWriter(outputs)
@@ -198,8 +196,6 @@ def score(
                     _pool_all(result)
                     writer.update(result, force=True)
                 raise
-    if not result["frames"]:
-        raise InputError("no frames were selected for scoring: the input ended before --frame-skip")
     _pool_all(result)
     result["complete"] = True
     writer.update(result, force=True)
