@@ -5,9 +5,6 @@ from __future__ import annotations
 from vqa_rt.errors import ModelError
 from vqa_rt.runtime.backends.base import Runner
 
-ONNX_DEVICES = ("cpu", "cuda")
-
-
 def open_runner(path: str, device: str = "cpu", threads: int = 0) -> Runner:
     """A (not yet activated) runner for ``path``: ONNX files run on ONNX Runtime."""
     if not path.endswith(".onnx"):

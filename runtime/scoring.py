@@ -12,17 +12,13 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 import vqa_rt
 from vqa_rt.errors import InputError, VqaRtError
-from vqa_rt.runtime.backends.base import Runner
-from vqa_rt.runtime.color import normalize, yuv_to_rgb
-from vqa_rt.runtime.engines import open_runner
-from vqa_rt.runtime.frames import FramePair, paired_frames, prefetch
-from vqa_rt.runtime.model_info import ModelInfo, read_model_info
+from vqa_rt.runtime.frames import paired_frames, prefetch
+from vqa_rt.runtime.model_info import read_model_info
 from vqa_rt.runtime.pooling import pool
-from vqa_rt.runtime.video import Frame, VideoReader, open_video
+from vqa_rt.runtime.scorers import EngineScorer
+from vqa_rt.runtime.video import VideoReader, open_video
 from vqa_rt.runtime.writers import SnapshotWriter, render_csv, render_json
 
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -54,31 +50,6 @@ class ScoreOptions:
     batch_size: int = 1
 
 
-class _FramePreparer:
-    """Converts frame pairs to normalised RGB model inputs, reusing the previous frame's conversion."""
-
-    def __init__(self, options: ScoreOptions, ranges: tuple[str, str], preprocess: dict[str, Any]):
-        self.options = options
-        self.ranges = ranges
-        self.mean = np.asarray(preprocess["mean"], dtype=np.float32)
-        self.std = np.asarray(preprocess["std"], dtype=np.float32)
-        self._cache: list[tuple[int, np.ndarray] | None] = [None, None]
-
-    def _convert(self, slot: int, frame: Frame) -> np.ndarray:
-        cached = self._cache[slot]
-        if cached is not None and cached[0] == frame.index:
-            return cached[1]
-        rgb = yuv_to_rgb(frame, self.options.matrix, self.ranges[slot], self.options.analysis_size)
-        array = normalize(rgb, self.mean, self.std)
-        self._cache[slot] = (frame.index, array)
-        return array
-
-    def __call__(self, pair: FramePair) -> tuple[int, tuple[np.ndarray, ...]]:
-        ref_prev, dist_prev = self._convert(0, pair.ref_prev), self._convert(1, pair.dist_prev)
-        ref, dist = self._convert(0, pair.ref), self._convert(1, pair.dist)
-        return pair.index, (ref, dist, ref_prev, dist_prev)
-
-
 def _batches(items: Iterator, size: int) -> Iterator[list]:
     batch = []
     for item in items:
@@ -104,27 +75,10 @@ def _check_output_paths(paths: list[str]) -> None:
             raise InputError(f"{path}: output directory {directory} does not exist")
 
 
-def _check_geometry(info: ModelInfo, reader: VideoReader, options: ScoreOptions) -> None:
-    width, height = options.analysis_size or (reader.format.width, reader.format.height)
-    if min(width, height) < info.min_size:
-        raise InputError(
-            f"analysis size {width}x{height} is below the model's minimum of {info.min_size} pixels per side"
-            " (choose a larger --analysis-size)"
-        )
-
-
-def _result_skeleton(info: ModelInfo, runner: Runner, ref: VideoInput, dist: VideoInput, fmt, options) -> dict:
+def _result_skeleton(model: dict, ref: VideoInput, dist: VideoInput, fmt, options: ScoreOptions) -> dict:
     return {
         "version": vqa_rt.__version__,
-        "model": {
-            "path": info.path,
-            "kind": info.kind,
-            "backend": runner.name,
-            "untrained": info.untrained,
-            "score_scale": info.score_scale,
-            "exported_by": info.metadata.get("version"),
-            "config": info.metadata.get("config"),
-        },
+        "model": model,
         "input": {
             "reference": ref.path,
             "distorted": dist.path,
@@ -170,21 +124,18 @@ def score(
     outputs = [(p, r) for p, r in ((output_json, render_json), (output_csv, render_csv)) if p]
     _check_output_paths([p for p, _ in outputs])
     with reference.open() as ref_reader, distorted.open() as dist_reader:
-        _check_geometry(info, ref_reader, options)
         pairs = paired_frames(ref_reader, dist_reader, options.frame_skip, options.frame_stride, options.max_frames)
-        ranges = tuple(options.color_range or r.format.color_range or "limited" for r in (ref_reader, dist_reader))
-        preparer = _FramePreparer(options, ranges, info.preprocess)
+        formats = (ref_reader.format, dist_reader.format)
         total = _selected_count(ref_reader.frame_count, options)
-        with open_runner(engine, device=device, threads=threads) as runner:
-            result = _result_skeleton(info, runner, reference, distorted, ref_reader.format, options)
+        with EngineScorer(info, options, formats, device=device, threads=threads) as scorer:
+            result = _result_skeleton(scorer.describe(), reference, distorted, ref_reader.format, options)
             writer = SnapshotWriter(outputs)
+            prepared = prefetch((pair.index, scorer.prepare(pair)) for pair in pairs)
             try:
-                for batch in _batches(prefetch(map(preparer, pairs)), options.batch_size):
-                    feed = {name: np.stack([item[1][i] for item in batch]) for i, name in enumerate(info.inputs)}
-                    values = runner.infer(feed)
-                    for row, (index, _) in enumerate(batch):
-                        metrics = {name: float(values[name][row]) for name in info.outputs}
-                        result["frames"].append({"frameNum": index, "metrics": metrics})
+                for batch in _batches(prepared, options.batch_size):
+                    metrics = scorer.score_batch([item for _, item in batch])
+                    for (index, _), values in zip(batch, metrics):
+                        result["frames"].append({"frameNum": index, "metrics": values})
                     if progress:
                         progress(len(result["frames"]), total)
                     if result["frames"] and outputs:

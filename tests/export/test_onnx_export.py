@@ -3,7 +3,6 @@
 import dataclasses
 import json
 
-import numpy as np
 import onnx
 import pytest
 import torch
