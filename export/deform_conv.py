@@ -28,7 +28,8 @@ def _output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: i
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _deform_conv2d_reference(
+@torch.library.custom_op("vqa_rt::deform_conv2d", mutates_args=())
+def _deform_conv2d_op(
     x: Tensor,
     weight: Tensor,
     offset: Tensor,
@@ -40,6 +41,7 @@ def _deform_conv2d_reference(
     group: int,
     offset_group: int,
 ) -> Tensor:
+    """Pure-PyTorch eager implementation (the reference the exported op is checked against)."""
     n, channels, height, width = x.shape
     out_channels, _, kh, kw = weight.shape
     taps = kh * kw
@@ -68,22 +70,6 @@ def _deform_conv2d_reference(
     kernel = weight.reshape(group, out_channels // group, (channels // group) * taps)
     out = torch.matmul(kernel.unsqueeze(0), columns).reshape(n, out_channels, out_h, out_w)
     return out + bias.view(1, -1, 1, 1)
-
-
-@torch.library.custom_op("vqa_rt::deform_conv2d", mutates_args=())
-def _deform_conv2d_op(
-    x: Tensor,
-    weight: Tensor,
-    offset: Tensor,
-    mask: Tensor,
-    bias: Tensor,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    group: int,
-    offset_group: int,
-) -> Tensor:
-    return _deform_conv2d_reference(x, weight, offset, mask, bias, stride, padding, dilation, group, offset_group)
 
 
 @_deform_conv2d_op.register_fake
