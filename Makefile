@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench kernels clean
 
 $(VENV)/.installed-%: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,21 @@ demo: $(VENV)/.installed-export
 	@echo "per-frame results: $(DEMO)/scores.json, $(DEMO)/scores.csv"
 
 ## test: install test dependencies and run the whole suite
-test: $(VENV)/.installed-export+test
+test: $(VENV)/.installed-export+test+eval
 	$(BIN)/python -m pytest
 
-## bench: FR throughput benchmark (writes benchmarks/results/)
-bench: $(VENV)/.installed-export+test
+## bench: FR throughput and baseline metric throughput benchmarks (write benchmarks/results/)
+bench: $(VENV)/.installed-export+test+eval
 	$(BIN)/python benchmarks/fr_throughput.py
+	$(BIN)/python benchmarks/baselines_speed.py
+
+## kernels: build libvqa_kernels.so (and libvqa_trt_plugin.so when TENSORRT_ROOT is set) into build/kernels/lib
+CMAKE_CUDA_ARCHITECTURES ?= 80;86;89;90
+KERNELS_JOBS ?= 2
+kernels:
+	cmake -S . -B build/kernels "-DCMAKE_CUDA_ARCHITECTURES=$(CMAKE_CUDA_ARCHITECTURES)" \
+		$(if $(TENSORRT_ROOT),"-DTENSORRT_ROOT=$(TENSORRT_ROOT)")
+	cmake --build build/kernels -j$(KERNELS_JOBS)
 
 clean:
 	rm -rf build $(VENV)

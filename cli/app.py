@@ -29,6 +29,7 @@ UNTRAINED_WARNING = "note: UNTRAINED weights (seeded random init): scores are no
 
 class ModelKind(str, Enum):
     fr = "fr"
+    qpmap = "qpmap"
 
 
 class Matrix(str, Enum):
@@ -123,7 +124,9 @@ def _terminal_progress(done: int, total: Optional[int]) -> None:
 
 @app.command()
 def score(
-    engine: Path = typer.Option(..., help="FR engine (.onnx from 'vqa-rt export fr')."),
+    engine: str = typer.Option(
+        ..., help="FR engine (.onnx from 'vqa-rt export fr') or a baseline metric: psnr, ssim, ms-ssim, vmaf."
+    ),
     reference: str = typer.Option(..., "--reference", "-r", help="Reference video: raw YUV, Y4M, or - for stdin."),
     distorted: str = typer.Option(..., "--distorted", "-d", help="Distorted video: raw YUV, Y4M, or - for stdin."),
     width: Optional[int] = typer.Option(None, "--width", "-w", help="Frame width (raw YUV)."),
@@ -141,7 +144,7 @@ def score(
     device: Device = typer.Option(Device.cpu, help="ONNX Runtime device."),
     threads: int = typer.Option(0, help="Inference threads (0: one per core)."),
 ):
-    """Score a distorted video against its reference: per-frame and pooled FR scores."""
+    """Score a distorted video against its reference: per-frame and pooled scores (FR model or baseline)."""
     from vqa_rt.runtime.scoring import ScoreOptions, VideoInput, score as run_score
 
     if batch_size < 1:
@@ -157,7 +160,7 @@ def score(
     )
     try:
         result = run_score(
-            str(engine),
+            engine,
             VideoInput(reference, width, height, pix_fmt),
             VideoInput(distorted, width, height, pix_fmt),
             options,
@@ -172,12 +175,14 @@ def score(
             print(file=sys.stderr)
     if result["model"]["untrained"]:
         typer.echo(UNTRAINED_WARNING, err=True)
-    pooled = result["pooled_metrics"]["score"]
-    scale = result["model"]["score_scale"]
+    model = result["model"]
+    values = result["pooled_metrics"][model["metric"]]
+    pooled = {name: "n/a" if value is None else f"{value:.4f}" for name, value in values.items()}
+    scale = model["score_scale"]
     typer.echo(
-        f"{len(result['frames'])} frames, FR score ({scale['name']} {scale['min']:g}..{scale['max']:g}): "
-        f"mean {pooled['mean']:.4f}, harmonic mean {pooled['harmonic_mean']:.4f}, "
-        f"min {pooled['min']:.4f}, p5 {pooled['p5']:.4f}, max {pooled['max']:.4f}"
+        f"{len(result['frames'])} frames, {model['label']} ({scale['name']} {scale['min']:g}..{scale['max']:g}): "
+        f"mean {pooled['mean']}, harmonic mean {pooled['harmonic_mean']}, "
+        f"min {pooled['min']}, p5 {pooled['p5']}, max {pooled['max']}"
         + (" [untrained]" if result["model"]["untrained"] else "")
     )
     if output is None and csv is None:
@@ -202,6 +207,17 @@ def make_clip(
         str(reference), str(distorted), width, height, frames, seed=seed, bit_depth=10 if ten_bit else 8, quality=quality
     )
     typer.echo(f"wrote {reference} and {distorted}: {frames} frames {width}x{height} {fmt.pix_fmt}")
+
+
+from vqa_rt.cli.qpmap import qpmap_command  # noqa: E402 (registered after the built-in commands)
+
+app.command("qpmap")(qpmap_command)
+
+from vqa_rt.cli.batch import score_batch  # noqa: E402
+from vqa_rt.cli.evaluate import evaluate  # noqa: E402
+
+app.command("score-batch")(score_batch)
+app.command("eval")(evaluate)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from vqa_rt.errors import ModelError
 
 # Model kind -> module defining ``SPEC``. Modules import torch, so they load lazily.
-_SPEC_MODULES = {"fr": "vqa_rt.export.fr_model"}
+_SPEC_MODULES = {"fr": "vqa_rt.export.fr_model", "qpmap": "vqa_rt.export.qpmap_model"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class ModelSpec:
 
 
 def get_spec(kind: str) -> ModelSpec:
-    """The spec of a model kind (``fr``)."""
+    """The spec of a model kind (``fr``, ``qpmap``)."""
     if kind not in _SPEC_MODULES:
         raise ModelError(f"unknown model kind {kind!r}; known: {', '.join(sorted(_SPEC_MODULES))}")
     return importlib.import_module(_SPEC_MODULES[kind]).SPEC

@@ -49,6 +49,11 @@ def oracle_session(path: str) -> ort.InferenceSession:
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+def _as_tuple(outputs) -> tuple:
+    """A model's outputs as a tuple (a single-output model returns a bare tensor)."""
+    return outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+
+
 def _check_dynamic_axes(spec: ModelSpec, path: str) -> None:
     graph = onnx.load(path, load_external_data=False).graph
     inputs = {value.name: value for value in graph.input}
@@ -73,7 +78,7 @@ def validate_onnx(spec: ModelSpec, loaded: LoadedModel, path: str, seed: int = 1
         for height, width in spec.validation_sizes:
             inputs = spec.example_inputs(loaded.config, VALIDATION_BATCH, height, width)
             with torch.no_grad():
-                expected = [t.numpy() for t in loaded.model(*inputs)]
+                expected = [t.numpy() for t in _as_tuple(loaded.model(*inputs))]
             actual = session.run(None, {n: t.numpy() for n, t in zip(spec.input_names, inputs)})
             errors = {}
             for name, got, want in zip(names, actual, expected):

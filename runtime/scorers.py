@@ -2,7 +2,8 @@
 
 The scoring pipeline (``scoring.py``) reads and pairs frames and drives one
 :class:`FrameScorer`; ``prepare`` runs in the prefetch thread, ``score_batch`` in
-the caller's. :class:`EngineScorer` runs an exported model through a runner.
+the caller's. :class:`EngineScorer` runs an exported model through a runner; the
+baselines (``baselines/``) are scorers too, and ``scorer_factory`` picks one by name.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ class FrameScorer(abc.ABC):
 
     @abc.abstractmethod
     def score_batch(self, prepared: list[Any]) -> list[dict[str, float]]:
-        """Metrics for a batch of prepared pairs, in order."""
+        """Metrics for a batch of prepared pairs, in order.
+
+        A scorer that needs the whole sequence may return fewer than it was given: the
+        metrics still owed follow, in order, from later calls and :meth:`finish`.
+        """
+
+    def finish(self) -> list[dict[str, float]]:
+        """Metrics still owed after the last batch, in order."""
+        return []
 
     def __enter__(self) -> "FrameScorer":
         return self
@@ -66,6 +75,8 @@ class EngineScorer(FrameScorer):
         return {
             "path": self.info.path,
             "kind": self.info.kind,
+            "label": f"{self.info.kind.upper()} score",
+            "metric": self.info.outputs[0],  # a model's first output is its quality score
             "backend": self.runner.name,
             "untrained": self.info.untrained,
             "score_scale": self.info.score_scale,

@@ -1,4 +1,4 @@
-"""Full-reference scoring: paired video frames -> FR engine -> per-frame and pooled scores.
+"""Full-reference scoring: paired video frames -> engine -> per-frame and pooled scores.
 
 Decoding and colour conversion run in a prefetch thread so they overlap with
 inference. Results are shaped like libvmaf's JSON (``frames[].frameNum``,
@@ -8,18 +8,17 @@ written as atomic snapshots while scoring runs.
 
 from __future__ import annotations
 
-import os
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
 import vqa_rt
-from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.errors import VqaRtError
 from vqa_rt.runtime.frames import paired_frames, prefetch
-from vqa_rt.runtime.model_info import read_model_info
 from vqa_rt.runtime.pooling import pool
-from vqa_rt.runtime.scorers import EngineScorer
+from vqa_rt.runtime.scorer_factory import check_engine, make_scorer
 from vqa_rt.runtime.video import VideoReader, open_video
-from vqa_rt.runtime.writers import SnapshotWriter, render_csv, render_json
+from vqa_rt.runtime.writers import SnapshotWriter, check_output_paths, render_csv, render_json
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
@@ -68,13 +67,6 @@ def _selected_count(total: int | None, options: ScoreOptions) -> int | None:
     return available if options.max_frames is None else min(available, options.max_frames)
 
 
-def _check_output_paths(paths: list[str]) -> None:
-    for path in paths:
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise InputError(f"{path}: output directory {directory} does not exist")
-
-
 def _result_skeleton(model: dict, ref: VideoInput, dist: VideoInput, fmt, options: ScoreOptions) -> dict:
     return {
         "version": vqa_rt.__version__,
@@ -94,6 +86,12 @@ def _result_skeleton(model: dict, ref: VideoInput, dist: VideoInput, fmt, option
     }
 
 
+def _record(result: dict, pending: deque, metrics: list[dict[str, float]]) -> None:
+    """Append the metrics a scorer returned to the frames owed them, oldest first."""
+    for values in metrics:
+        result["frames"].append({"frameNum": pending.popleft(), "metrics": values})
+
+
 def _pool_all(result: dict) -> None:
     names = list(result["frames"][0]["metrics"]) if result["frames"] else []
     result["pooled_metrics"] = {n: pool([f["metrics"][n] for f in result["frames"]]) for n in names}
@@ -111,36 +109,42 @@ def score(
     threads: int = 0,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Score a distorted video against its reference with an FR engine.
+    """Score a distorted video against its reference with an engine: an FR model file
+    (``.onnx``) or a baseline (``psnr``, ``ssim``, ``ms-ssim``, ``vmaf``).
 
-    Returns the libvmaf-shaped result dict. Every input is validated before any
-    output file is created; if scoring stops early (bad frame, interrupt) the
-    frames already scored are written with ``"complete": false`` and the error
-    is re-raised.
+    Returns the libvmaf-shaped result dict; ``model.metric`` names the per-frame
+    metric that is the engine's score. Every input is validated before any output
+    file is created; if scoring stops early (bad frame, interrupt) the frames
+    already scored are written with ``"complete": false`` and the error is re-raised.
     """
     reference = VideoInput(reference) if isinstance(reference, str) else reference
     distorted = VideoInput(distorted) if isinstance(distorted, str) else distorted
-    info = read_model_info(engine, expected_kind="fr")
+    info = check_engine(engine)
     outputs = [(p, r) for p, r in ((output_json, render_json), (output_csv, render_csv)) if p]
-    _check_output_paths([p for p, _ in outputs])
+    check_output_paths([p for p, _ in outputs])
     with reference.open() as ref_reader, distorted.open() as dist_reader:
         pairs = paired_frames(ref_reader, dist_reader, options.frame_skip, options.frame_stride, options.max_frames)
         formats = (ref_reader.format, dist_reader.format)
         total = _selected_count(ref_reader.frame_count, options)
-        with EngineScorer(info, options, formats, device=device, threads=threads) as scorer:
+        with make_scorer(engine, info, options, formats, device=device, threads=threads) as scorer:
             result = _result_skeleton(scorer.describe(), reference, distorted, ref_reader.format, options)
             writer = SnapshotWriter(outputs)
             prepared = prefetch((pair.index, scorer.prepare(pair)) for pair in pairs)
+            pending: deque[int] = deque()  # frames given to the scorer, not yet scored
+            done = 0
             try:
                 for batch in _batches(prepared, options.batch_size):
-                    metrics = scorer.score_batch([item for _, item in batch])
-                    for (index, _), values in zip(batch, metrics):
-                        result["frames"].append({"frameNum": index, "metrics": values})
+                    pending.extend(index for index, _ in batch)
+                    _record(result, pending, scorer.score_batch([item for _, item in batch]))
+                    done += len(batch)
                     if progress:
-                        progress(len(result["frames"]), total)
+                        progress(done, total)
                     if result["frames"] and outputs:
                         _pool_all(result)
                         writer.update(result)
+                _record(result, pending, scorer.finish())
+                if pending:
+                    raise RuntimeError(f"{engine}: the scorer returned no metrics for {len(pending)} frames")
             except (VqaRtError, KeyboardInterrupt) as exc:
                 result["error"] = str(exc) or type(exc).__name__
                 if result["frames"] and outputs:

@@ -4,22 +4,50 @@ snapshot, never a torn file."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import IO, Any, Callable, Iterator
+
+from vqa_rt.errors import InputError
+
+
+def check_output_paths(paths: list[str]) -> None:
+    """Raise :class:`InputError` if the directory of any output path does not exist."""
+    for path in paths:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise InputError(f"{path}: output directory {directory} does not exist")
+
+
+@contextlib.contextmanager
+def open_atomic(path: str, mode: str = "w") -> Iterator[IO]:
+    """A same-directory temp file that replaces ``path`` when the block succeeds.
+
+    ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``. If the block raises, the temp file
+    is removed and ``path`` is left as it was: never half-written.
+    """
+    tmp = f"{path}.tmp-{os.getpid()}"
+    text = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
+    try:
+        with open(tmp, mode, **text) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
 
 
 def write_atomic(path: str, text: str) -> None:
     """Replace ``path`` with ``text`` atomically (same-directory temp file + rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+    with open_atomic(path) as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def render_json(result: dict[str, Any]) -> str:

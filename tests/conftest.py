@@ -1,4 +1,4 @@
-"""Shared fixtures: one exported FR model per session, test clips, the CLI, ffmpeg."""
+"""Shared fixtures: one exported FR and QP-map model per session, test clips, the CLI, ffmpeg."""
 
 from __future__ import annotations
 
@@ -28,6 +28,27 @@ def fr_export(tmp_path_factory) -> ExportedFR:
     path = str(tmp_path_factory.mktemp("fr") / "fr.onnx")
     report = export_onnx(spec, loaded, path)
     return ExportedFR(path, loaded, report)
+
+
+@dataclass
+class ExportedQPMap:
+    path: str
+    loaded: object  # vqa_rt.export.checkpoint.LoadedModel
+    report: object  # vqa_rt.export.validate.ValidationReport
+
+
+@pytest.fixture(scope="session")
+def qpmap_export(tmp_path_factory) -> ExportedQPMap:
+    """The default QP-map model with seeded (untrained) weights, exported and validated once."""
+    from vqa_rt.export.checkpoint import random_init
+    from vqa_rt.export.onnx_export import export_onnx
+    from vqa_rt.export.spec import get_spec
+
+    spec = get_spec("qpmap")
+    loaded = random_init(spec, seed=0)
+    path = str(tmp_path_factory.mktemp("qpmap") / "qp.onnx")
+    report = export_onnx(spec, loaded, path)
+    return ExportedQPMap(path, loaded, report)
 
 
 @dataclass

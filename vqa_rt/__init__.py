@@ -11,6 +11,9 @@ _API = {
     "score": "vqa_rt.runtime.scoring",
     "ScoreOptions": "vqa_rt.runtime.scoring",
     "VideoInput": "vqa_rt.runtime.scoring",
+    "qp_maps": "vqa_rt.runtime.qpmap",
+    "write_qp_maps": "vqa_rt.runtime.qpmap",
+    "QPConversion": "vqa_rt.runtime.qp_conversion",
 }
 
 

@@ -18,6 +18,14 @@ class BackendUnavailableError(VqaRtError):
     """A requested backend (TensorRT, a CUDA provider) is not installed or has no device."""
 
 
+class ExternalToolError(VqaRtError):
+    """An external program vqa-rt drives (ffmpeg) failed or gave unusable output."""
+
+
+class EvaluationError(VqaRtError):
+    """Scores cannot be evaluated as asked (too few rows, a mapping that does not fit)."""
+
+
 class ExportValidationError(VqaRtError):
     """The exported model disagrees with its PyTorch reference."""
 

@@ -1,0 +1,150 @@
+"""Baseline metric throughput at 1920x1080 on the CPU: PSNR, SSIM, MS-SSIM and VMAF.
+
+One run measures, on a synthetic raw yuv420p clip (``make_test_clip``):
+
+1. ``score(engine, ...)`` end to end, the code path of ``vqa-rt score --engine``:
+   reading, the prefetch thread, the metric (for VMAF: streaming the frames to
+   ffmpeg through pipes, libvmaf, reading its log);
+2. for PSNR, SSIM and MS-SSIM, the metric alone on luma planes already in memory;
+3. for VMAF, ffmpeg's libvmaf filter reading the same raw files itself.
+
+Each measurement is repeated ``--rounds`` times, engines taking turns; the median is
+reported. It writes ``baselines_speed.json`` (all times) and ``baselines_speed.md``
+and asserts nothing about timing.
+
+Usage: ``python benchmarks/baselines_speed.py [--frames N] [--rounds N] [--output-dir DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+
+import cv2
+
+from fr_throughput import machine_info  # same folder: the machine description every benchmark shares
+from vqa_rt.runtime.baselines.luma import LUMA_METRICS
+from vqa_rt.runtime.baselines.vmaf import MODEL, find_vmaf_ffmpeg
+from vqa_rt.runtime.scoring import VideoInput, score
+from vqa_rt.runtime.synthetic import make_test_clip
+
+WIDTH, HEIGHT = 1920, 1080
+ENGINES = ("psnr", "ssim", "ms-ssim", "vmaf")
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def _lumas(video: VideoInput) -> list:
+    with video.open() as reader:
+        return [frame.y.copy() for frame in reader]
+
+
+def time_score(engine: str, ref: VideoInput, dist: VideoInput) -> float:
+    start = time.perf_counter()
+    result = score(engine, ref, dist)
+    assert result["complete"]
+    return time.perf_counter() - start
+
+
+def time_metric(engine: str, refs: list, dists: list) -> float:
+    """Seconds for the metric alone over every frame pair (inputs decoded beforehand)."""
+    spec = LUMA_METRICS[engine]
+    prepared = [(spec.prepare(r, 8), spec.prepare(d, 8)) for r, d in zip(refs, dists)]
+    start = time.perf_counter()
+    for r, d in prepared:
+        spec.compute(r, d, 8)
+    return time.perf_counter() - start
+
+
+def time_ffmpeg_vmaf(ffmpeg: str, ref: VideoInput, dist: VideoInput, threads: int) -> float:
+    raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{WIDTH}x{HEIGHT}"]
+    command = [ffmpeg, "-nostdin", "-v", "error", *raw, "-i", dist.path, *raw, "-i", ref.path, "-lavfi",
+               f"[0:v][1:v]libvmaf=model=version={MODEL}:n_threads={threads}", "-f", "null", "-"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def _ffmpeg_version(ffmpeg: str) -> str:
+    return subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+
+
+def run(frames: int, rounds: int) -> dict:
+    machine = machine_info()
+    ffmpeg = find_vmaf_ffmpeg()
+    machine.update(opencv=cv2.__version__, ffmpeg=_ffmpeg_version(ffmpeg), opencv_threads=cv2.getNumThreads())
+    threads = os.cpu_count() or 1
+    times: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="vqa-rt-baselines-") as folder:
+        ref = VideoInput(os.path.join(folder, "ref.yuv"), WIDTH, HEIGHT)
+        dist = VideoInput(os.path.join(folder, "dist.yuv"), WIDTH, HEIGHT)
+        make_test_clip(ref.path, dist.path, WIDTH, HEIGHT, frames, seed=0, quality=30)
+        refs, dists = _lumas(ref), _lumas(dist)
+        for engine in ENGINES:  # warm-up: imports, ffmpeg's first start, page cache
+            score(engine, ref, dist)
+        for _ in range(rounds):
+            for engine in ENGINES:
+                times.setdefault(f"score/{engine}", []).append(time_score(engine, ref, dist))
+                if engine in LUMA_METRICS:
+                    times.setdefault(f"metric/{engine}", []).append(time_metric(engine, refs, dists))
+            times.setdefault("ffmpeg-files/vmaf", []).append(time_ffmpeg_vmaf(ffmpeg, ref, dist, threads))
+    machine["load_average_end"] = list(os.getloadavg())
+    rows = []
+    for key, values in times.items():
+        path, engine = key.split("/")
+        median = statistics.median(values)
+        rows.append({"engine": engine, "path": path, "seconds": values, "median_s": median,
+                     "frames_per_s": frames / median})
+    return {"machine": machine, "settings": {"width": WIDTH, "height": HEIGHT, "frames": frames, "rounds": rounds,
+                                             "vmaf_threads": threads, "vmaf_model": MODEL}, "results": rows}
+
+
+PATHS = {
+    "score": "`score()` end to end (read, prefetch, metric)",
+    "metric": "metric alone on decoded luma",
+    "ffmpeg-files": "ffmpeg libvmaf reading the raw files itself",
+}
+
+
+def render_markdown(results: dict) -> str:
+    m, s = results["machine"], results["settings"]
+    lines = [
+        "# Baseline metric throughput (CPU)", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM; {m['os']}; Python {m['python']}, "
+        f"numpy {m['numpy']}, OpenCV {m['opencv']} ({m['opencv_threads']} threads); {m['ffmpeg']}; {m['date']}. "
+        f"Load average at start {'/'.join(f'{v:.2f}' for v in m['load_average_start'])}, "
+        f"at end {'/'.join(f'{v:.2f}' for v in m['load_average_end'])}.", "",
+        f"Clip: synthetic {s['width']}x{s['height']} yuv420p, {s['frames']} frames (JPEG-degraded copy). "
+        f"Median of {s['rounds']} rounds after one warm-up; engines take turns. VMAF: {s['vmaf_model']}, "
+        f"libvmaf n_threads={s['vmaf_threads']}.", "",
+        "| engine | what is timed | s per clip | frames/s |", "|---|---|---|---|",
+    ]
+    for r in sorted(results["results"], key=lambda r: (ENGINES.index(r["engine"]), list(PATHS).index(r["path"]))):
+        lines.append(f"| {r['engine']} | {PATHS[r['path']]} | {r['median_s']:.3f} | {r['frames_per_s']:.1f} |")
+    lines += ["", "Single run on a shared machine; raw times are in `baselines_speed.json`.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output-dir", default=RESULTS_DIR)
+    args = parser.parse_args()
+    results = run(args.frames, args.rounds)
+    os.makedirs(args.output_dir, exist_ok=True)
+    with open(os.path.join(args.output_dir, "baselines_speed.json"), "w") as handle:
+        json.dump(results, handle, indent=2)
+        handle.write("\n")
+    markdown = render_markdown(results)
+    with open(os.path.join(args.output_dir, "baselines_speed.md"), "w") as handle:
+        handle.write(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

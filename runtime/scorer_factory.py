@@ -1,0 +1,58 @@
+"""Engines by name: an exported FR model (a ``.onnx`` path) or a baseline metric.
+
+:func:`check_engine` validates the name before any video is opened (so a bad engine
+fails before anything is read or written); :func:`make_scorer` builds the scorer once
+the videos' formats are known.
+"""
+
+from __future__ import annotations
+
+import os
+
+from vqa_rt.errors import ModelError
+from vqa_rt.runtime.model_info import ModelInfo, read_model_info
+from vqa_rt.runtime.scorers import EngineScorer, FrameScorer
+from vqa_rt.runtime.video import VideoFormat
+
+LUMA_BASELINES = ("psnr", "ssim", "ms-ssim")
+BASELINES = (*LUMA_BASELINES, "vmaf")
+
+
+def check_engine(engine: str) -> ModelInfo | None:
+    """The model's metadata for an FR model file, None for a baseline; raises if ``engine`` is neither.
+
+    For ``vmaf`` this also checks that an ffmpeg with libvmaf is available.
+    """
+    if engine == "vmaf":
+        from vqa_rt.runtime.baselines.vmaf import find_vmaf_ffmpeg
+
+        find_vmaf_ffmpeg()
+        return None
+    if engine in LUMA_BASELINES:
+        return None
+    if engine.endswith(".onnx") or os.path.exists(engine):
+        return read_model_info(engine, expected_kind="fr")
+    raise ModelError(f"unknown engine {engine!r}: give an FR model (.onnx from 'vqa-rt export fr') "
+                     f"or a baseline: {', '.join(BASELINES)}")
+
+
+def engine_column(engine: str) -> str:
+    """A short name for an engine's results: the baseline's name, or the model file's stem."""
+    return engine if engine in BASELINES else os.path.splitext(os.path.basename(engine))[0]
+
+
+def make_scorer(engine: str, info: ModelInfo | None, options, formats: tuple[VideoFormat, VideoFormat],
+                device: str = "cpu", threads: int = 0) -> FrameScorer:
+    """The (not yet entered) scorer for ``engine``; ``info`` is what :func:`check_engine` returned.
+
+    Baselines run on the CPU whatever ``device`` says; ``threads`` sizes ONNX Runtime and libvmaf.
+    """
+    if info is not None:
+        return EngineScorer(info, options, formats, device=device, threads=threads)
+    if engine == "vmaf":
+        from vqa_rt.runtime.baselines.vmaf import VmafScorer
+
+        return VmafScorer(options, formats, threads=threads)
+    from vqa_rt.runtime.baselines.luma import LumaMetricScorer
+
+    return LumaMetricScorer(engine, options, formats)

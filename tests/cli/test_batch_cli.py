@@ -1,0 +1,104 @@
+"""``vqa-rt score-batch`` and baseline engines as a user runs them: a batch killed mid-run and
+resumed, one-line errors for bad inputs."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROWS = 100
+
+
+@pytest.fixture(scope="module")
+def big_manifest(tmp_path_factory):
+    """ROWS distorted videos (hard links to one 12-frame clip) against one reference."""
+    from vqa_rt.runtime.synthetic import make_test_clip
+
+    folder = tmp_path_factory.mktemp("batch")
+    make_test_clip(str(folder / "ref.yuv"), str(folder / "d.yuv"), 192, 176, 12, seed=1, quality=30)
+    with open(folder / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["reference", "distorted", "width", "height"])
+        for i in range(ROWS):
+            os.link(folder / "d.yuv", folder / f"d{i:03d}.yuv")
+            writer.writerow(["ref.yuv", f"d{i:03d}.yuv", 192, 176])
+    return folder
+
+
+def _data_rows(path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _run_until(folder, output, rows_at_least: int, sig: int) -> subprocess.CompletedProcess:
+    """Start a batch, wait until the output holds ``rows_at_least`` more rows, then send ``sig``."""
+    before = len(_data_rows(output))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vqa_rt.cli", "score-batch", str(folder / "manifest.csv"), "--engine", "ssim",
+         "--output", str(output), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(_data_rows(output)) < before + rows_at_least and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_a_killed_batch_resumes_and_ends_with_every_row_exactly_once(big_manifest, cli):
+    output = big_manifest / "scores.csv"
+    interrupted = _run_until(big_manifest, output, 2, signal.SIGINT)
+    assert interrupted.returncode == 130, interrupted.stderr
+    after_interrupt = len(_data_rows(output))
+    killed = _run_until(big_manifest, output, 2, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    after_kill = len(_data_rows(output))
+    assert 2 <= after_interrupt < after_kill < ROWS, "the runs were not stopped mid-batch"
+    finished = cli("score-batch", big_manifest / "manifest.csv", "--engine", "ssim", "--output", output)
+    assert finished.returncode == 0, finished.stderr
+    assert f"rows: {ROWS - after_kill} scored, 0 failed, {after_kill} already in".encode() in finished.stdout
+    rows = _data_rows(output)
+    assert sorted(r["distorted"] for r in rows) == [f"d{i:03d}.yuv" for i in range(ROWS)]
+    assert {r["status"] for r in rows} == {"ok"} and len({r["ssim"] for r in rows}) == 1
+
+
+def test_score_with_a_baseline_engine(cli, clip, tmp_path):
+    output = tmp_path / "psnr.json"
+    result = cli("score", "--engine", "psnr", "-r", clip.ref, "-d", clip.dist, "-w", clip.width, "-h", clip.height,
+                 "-o", output)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{clip.frames} frames, PSNR-Y (dB 0..60): mean ".encode())
+    assert b"UNTRAINED" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def bad_batch_inputs(tmp_path_factory, clip):
+    folder = tmp_path_factory.mktemp("badbatch")
+    (folder / "nocols.csv").write_text("ref,dist\na,b\n")
+    (folder / "ok.csv").write_text(f"reference,distorted,width,height\n{clip.ref},{clip.dist},{clip.width},{clip.height}\n")
+    fake = folder / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho ' TS psnr              VV->V      Calculate the PSNR'\n")
+    fake.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize("manifest, engine, message", [
+    ("none.csv", "psnr", "none.csv: no such file"),
+    ("nocols.csv", "psnr", "no column 'reference' (columns: ref, dist)"),
+    ("ok.csv", "psnrr", "unknown engine 'psnrr'"),
+    ("ok.csv", "vmaf", "has no 'libvmaf' filter"),
+])
+def test_bad_batch_inputs_get_one_line_and_exit_2(bad_batch_inputs, manifest, engine, message):
+    output = bad_batch_inputs / "out.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "vqa_rt.cli", "score-batch", str(bad_batch_inputs / manifest), "-e", engine, "-o", str(output)],
+        capture_output=True, env={**os.environ, "VQA_RT_FFMPEG": str(bad_batch_inputs / "ffmpeg")}, timeout=120)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("vqa-rt: error: ") and message in stderr
+    assert not output.exists()
