@@ -70,7 +70,8 @@ def time_ffmpeg_vmaf(ffmpeg: str, ref: VideoInput, dist: VideoInput, threads: in
 
 
 def _ffmpeg_version(ffmpeg: str) -> str:
-    return subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    first = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    return first.split(" Copyright")[0]
 
 
 def run(frames: int, rounds: int) -> dict:
