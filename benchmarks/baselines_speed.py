@@ -17,8 +17,6 @@ Usage: ``python benchmarks/baselines_speed.py [--frames N] [--rounds N] [--outpu
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,7 +25,7 @@ import time
 
 import cv2
 
-from fr_throughput import machine_info  # same folder: the machine description every benchmark shares
+from common import load_average, machine_info, machine_line, main, table
 from vqa_rt.runtime.baselines.luma import LUMA_METRICS
 from vqa_rt.runtime.baselines.vmaf import MODEL, find_vmaf_ffmpeg
 from vqa_rt.runtime.scoring import VideoInput, score
@@ -35,7 +33,6 @@ from vqa_rt.runtime.synthetic import make_test_clip
 
 WIDTH, HEIGHT = 1920, 1080
 ENGINES = ("psnr", "ssim", "ms-ssim", "vmaf")
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def _lumas(video: VideoInput) -> list:
@@ -75,9 +72,8 @@ def _ffmpeg_version(ffmpeg: str) -> str:
 
 
 def run(frames: int, rounds: int) -> dict:
-    machine = machine_info()
     ffmpeg = find_vmaf_ffmpeg()
-    machine.update(opencv=cv2.__version__, ffmpeg=_ffmpeg_version(ffmpeg), opencv_threads=cv2.getNumThreads())
+    machine = machine_info(opencv=cv2.__version__, ffmpeg=_ffmpeg_version(ffmpeg), opencv_threads=cv2.getNumThreads())
     threads = os.cpu_count() or 1
     times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="vqa-rt-baselines-") as folder:
@@ -93,7 +89,7 @@ def run(frames: int, rounds: int) -> dict:
                 if engine in LUMA_METRICS:
                     times.setdefault(f"metric/{engine}", []).append(time_metric(engine, refs, dists))
             times.setdefault("ffmpeg-files/vmaf", []).append(time_ffmpeg_vmaf(ffmpeg, ref, dist, threads))
-    machine["load_average_end"] = list(os.getloadavg())
+    machine["load_average_end"] = load_average()
     rows = []
     for key, values in times.items():
         path, engine = key.split("/")
@@ -113,39 +109,21 @@ PATHS = {
 
 def render_markdown(results: dict) -> str:
     m, s = results["machine"], results["settings"]
+    software = f"numpy {m['numpy']}, OpenCV {m['opencv']} ({m['opencv_threads']} threads); {m['ffmpeg']}"
     lines = [
         "# Baseline metric throughput (CPU)", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM; {m['os']}; Python {m['python']}, "
-        f"numpy {m['numpy']}, OpenCV {m['opencv']} ({m['opencv_threads']} threads); {m['ffmpeg']}; {m['date']}. "
-        f"Load average at start {'/'.join(f'{v:.2f}' for v in m['load_average_start'])}, "
-        f"at end {'/'.join(f'{v:.2f}' for v in m['load_average_end'])}.", "",
+        f"Machine: {machine_line(m, software, load_label='Load average')}", "",
         f"Clip: synthetic {s['width']}x{s['height']} yuv420p, {s['frames']} frames (JPEG-degraded copy). "
         f"Median of {s['rounds']} rounds after one warm-up; engines take turns. VMAF: {s['vmaf_model']}, "
         f"libvmaf n_threads={s['vmaf_threads']}.", "",
-        "| engine | what is timed | s per clip | frames/s |", "|---|---|---|---|",
     ]
-    for r in sorted(results["results"], key=lambda r: (ENGINES.index(r["engine"]), list(PATHS).index(r["path"]))):
-        lines.append(f"| {r['engine']} | {PATHS[r['path']]} | {r['median_s']:.3f} | {r['frames_per_s']:.1f} |")
+    rows = sorted(results["results"], key=lambda r: (ENGINES.index(r["engine"]), list(PATHS).index(r["path"])))
+    lines += table(["engine", "what is timed", "s per clip", "frames/s"],
+                   [[r["engine"], PATHS[r["path"]], f"{r['median_s']:.3f}", f"{r['frames_per_s']:.1f}"] for r in rows])
     lines += ["", "Single run on a shared machine; raw times are in `baselines_speed.json`.", ""]
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--output-dir", default=RESULTS_DIR)
-    args = parser.parse_args()
-    results = run(args.frames, args.rounds)
-    os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, "baselines_speed.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
-        handle.write("\n")
-    markdown = render_markdown(results)
-    with open(os.path.join(args.output_dir, "baselines_speed.md"), "w") as handle:
-        handle.write(markdown)
-    print(markdown)
-
-
 if __name__ == "__main__":
-    main()
+    main("baselines_speed", __doc__, lambda args: run(args.frames, args.rounds), render_markdown,
+         {"--frames": {"type": int, "default": 24}, "--rounds": {"type": int, "default": 3}})

@@ -18,27 +18,19 @@ Usage: ``python benchmarks/fr_throughput.py [--quick] [--output-dir DIR]``
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import numpy as np
-import onnxruntime as ort
-import torch
 
-import vqa_rt
-from vqa_rt.export.checkpoint import random_init
-from vqa_rt.export.onnx_export import export_onnx
-from vqa_rt.export.spec import get_spec
-from vqa_rt.runtime.backends.onnxrt import OnnxRuntimeRunner
+import common
+from common import (SEED, SETTLE_S, main, model_markdown, row_at, run_model_benchmark, table, targets_markdown,
+                    timed, timed_progress)
 from vqa_rt.runtime.color import normalize, yuv_to_rgb
 from vqa_rt.runtime.engines import open_runner
 from vqa_rt.runtime.scoring import ScoreOptions, VideoInput, score
@@ -48,148 +40,26 @@ from vqa_rt.runtime.video import open_video
 TARGET_SIZE = (1920, 1080)
 TARGET_ORT_SPEEDUP = 2.0  # ORT >= 2x PyTorch eager at 1080p
 TARGET_E2E_FRACTION = 0.9  # end to end >= 90% of engine-only frames/s
-SETTLE_S = 0.2  # pause before each timed call so the other backend's idle threads park
-SEED = 0
 
 
 @dataclass(frozen=True)
-class Plan:
-    """What one run measures: sizes are (width, height, count)."""
+class Plan(common.Plan):
+    """:class:`common.Plan` and the e2e size also scored once through the CLI."""
 
-    name: str
-    model_sizes: tuple[tuple[int, int, int], ...]  # count: timed rounds per backend
-    warmup: int  # untimed calls per backend and size
-    e2e_sizes: tuple[tuple[int, int, int], ...]  # count: clip frames
-    cli_size: tuple[int, int]  # the e2e size also scored once through the CLI
+    cli_size: tuple[int, int]
 
 
 FULL = Plan("full", ((960, 540, 5), (1920, 1080, 3)), 1, ((1920, 1080, 12), (960, 540, 8)), (1920, 1080))
 QUICK = Plan("quick", ((320, 180, 3), (640, 360, 2)), 1, ((320, 180, 4),), (320, 180))
 
 
-# --- machine ----------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_gib() -> float | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
-def machine_info() -> dict:
-    """CPU, cores, memory, OS and library versions, with the current date."""
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "memory_gib": _memory_gib(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": ort.__version__,
-        "numpy": np.__version__,
-        "vqa_rt": vqa_rt.__version__,
-        "load_average_start": list(os.getloadavg()),
-    }
-
-
-# --- timing helpers ---------------------------------------------------------------------
-
-
-def timed(fn, *args) -> tuple[float, object]:
-    """Seconds taken by ``fn(*args)`` (after a short settle pause) and its result."""
-    time.sleep(SETTLE_S)
-    start = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - start, out
-
-
-def summary(times: list[float]) -> dict:
-    """Median seconds per frame, the frames/s it implies, and the raw times."""
-    median = statistics.median(times)
-    return {"median_s_per_frame": median, "frames_per_s": 1.0 / median, "times_s": times}
-
-
 # --- 1. FR model: ONNX Runtime vs PyTorch eager -----------------------------------------
 
 
-def export_model(directory: str) -> tuple[object, object, str, float]:
-    """The seeded random-init FR model and its ONNX export; returns (spec, loaded, path, seconds)."""
-    spec = get_spec("fr")
-    loaded = random_init(spec, seed=SEED)
-    path = os.path.join(directory, "fr.onnx")
-    start = time.perf_counter()
-    export_onnx(spec, loaded, path, validate=False)
-    return spec, loaded, path, time.perf_counter() - start
-
-
-def random_frames(width: int, height: int, seed: int) -> list[np.ndarray]:
+def random_frames(width: int, height: int) -> list[np.ndarray]:
     """Four (1, 3, H, W) float32 inputs: normalised-looking noise."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(SEED)
     return [rng.standard_normal((1, 3, height, width), dtype=np.float32) for _ in range(4)]
-
-
-def backend_calls(spec, model: torch.nn.Module, session: OnnxRuntimeRunner, frames: list[np.ndarray]):
-    """Zero-argument callables running one batch-1 inference on each backend; both return the score."""
-    feed = dict(zip(spec.input_names, frames))
-    tensors = [torch.from_numpy(a) for a in frames]
-
-    def run_ort() -> np.ndarray:
-        return session.infer(feed)["score"]
-
-    def run_torch() -> np.ndarray:
-        with torch.inference_mode():
-            return model(*tensors)[0].numpy()
-
-    return {"onnxruntime": run_ort, "pytorch": run_torch}
-
-
-def compare_at(calls: dict, rounds: int, warmup: int) -> dict:
-    """Warm both backends, then time ``rounds`` calls of each, alternating which goes first."""
-    outputs = {name: None for name in calls}
-    for _ in range(warmup):
-        for name, call in calls.items():
-            outputs[name] = call()
-    times = {name: [] for name in calls}
-    names = list(calls)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            seconds, _ = timed(calls[name])
-            times[name].append(seconds)
-    result = {name: summary(t) for name, t in times.items()}
-    result["ort_over_pytorch"] = result["onnxruntime"]["frames_per_s"] / result["pytorch"]["frames_per_s"]
-    if warmup:
-        result["max_abs_score_diff"] = float(np.max(np.abs(outputs["onnxruntime"] - outputs["pytorch"])))
-    return result
-
-
-def bench_model(spec, loaded, onnx_path: str, plan: Plan, threads: int) -> list[dict]:
-    """Section 1: per resolution, ORT and PyTorch eager frames/s and their ratio."""
-    torch.set_num_threads(threads)
-    rows = []
-    with OnnxRuntimeRunner(onnx_path, threads=threads) as session:
-        for width, height, rounds in plan.model_sizes:
-            print(f"[model] {width}x{height}: {plan.warmup} warm-up + {rounds} timed rounds per backend", flush=True)
-            calls = backend_calls(spec, loaded.model, session, random_frames(width, height, SEED))
-            rows.append({"width": width, "height": height, "warmup": plan.warmup, "rounds": rounds,
-                         **compare_at(calls, rounds, plan.warmup)})
-    return rows
 
 
 # --- 2. end to end vs engine only -------------------------------------------------------
@@ -221,15 +91,11 @@ def engine_only(runner, feeds: list[dict]) -> tuple[list[float], list[float]]:
 
 def time_score(engine: str, ref: VideoInput, dist: VideoInput) -> dict:
     """Wall time of one ``score`` call, and its steady-state rate from the progress callbacks."""
-    stamps: list[float] = []
-    time.sleep(SETTLE_S)
-    start = time.perf_counter()
-    result = score(engine, ref, dist, progress=lambda done, total: stamps.append(time.perf_counter()))
-    wall = time.perf_counter() - start
+    wall, stamps, result = timed_progress(score, engine, ref, dist)
     frames = len(result["frames"])
     steady = (frames - 1) / (stamps[-1] - stamps[0]) if frames > 1 else None
     return {"frames": frames, "wall_s": wall, "frames_per_s": frames / wall,
-            "first_frame_s": stamps[0] - start, "steady_frames_per_s": steady,
+            "first_frame_s": stamps[0], "steady_frames_per_s": steady,
             "scores": [f["metrics"]["score"] for f in result["frames"]]}
 
 
@@ -238,10 +104,7 @@ def time_cli(engine: str, ref: VideoInput, dist: VideoInput, directory: str) -> 
     output = os.path.join(directory, "cli_scores.json")
     command = [sys.executable, "-m", "vqa_rt.cli", "score", "--engine", engine, "-r", ref.path, "-d", dist.path,
                "-w", str(ref.width), "-h", str(ref.height), "-o", output]
-    time.sleep(SETTLE_S)
-    start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    wall = time.perf_counter() - start
+    wall, _ = timed(subprocess.run, command, check=True, capture_output=True)
     with open(output) as f:
         scores = [frame["metrics"]["score"] for frame in json.load(f)["frames"]]
     return {"frames": len(scores), "wall_s": wall, "frames_per_s": len(scores) / wall, "scores": scores}
@@ -300,13 +163,9 @@ def bench_e2e(engine: str, preprocess: dict, plan: Plan, directory: str) -> list
 # --- report -----------------------------------------------------------------------------
 
 
-def _at(rows: list[dict], size: tuple[int, int]) -> dict | None:
-    return next((r for r in rows if (r["width"], r["height"]) == size), None)
-
-
 def assess_targets(results: dict) -> list[dict]:
     """Each spec target at 1920x1080: the measured value and whether it was met (None: not measured)."""
-    model, e2e = _at(results["model"], TARGET_SIZE), _at(results["end_to_end"], TARGET_SIZE)
+    model, e2e = row_at(results["model"], TARGET_SIZE), row_at(results["end_to_end"], TARGET_SIZE)
     checks = [
         ("ORT >= 2x PyTorch eager at 1920x1080 (frames/s ratio)", TARGET_ORT_SPEEDUP,
          model and model["ort_over_pytorch"]),
@@ -319,116 +178,53 @@ def assess_targets(results: dict) -> list[dict]:
              "met": None if value is None else bool(value >= threshold)} for name, threshold, value in checks]
 
 
-def _met(value: bool | None) -> str:
-    return {True: "yes", False: "**no**", None: "not measured"}[value]
-
-
-def _machine_line(m: dict) -> str:
-    return (f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM; {m['os']}; Python {m['python']}, "
-            f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, numpy {m['numpy']}; {m['date']}. "
-            f"Load average (1/5/15 min) at start {_loads(m['load_average_start'])}, "
-            f"at end {_loads(m['load_average_end'])}.")
-
-
-def _loads(values: list[float]) -> str:
-    return "/".join(f"{v:.2f}" for v in values)
+def _e2e_row(r: dict) -> list[str]:
+    s, steady = r["score"], r["score_steady_over_engine"]
+    return [f"{r['width']}x{r['height']}", str(r["frames"]), f"{r['engine_only']['frames_per_s']:.3f}",
+            f"{s['frames_per_s']:.3f}", f"{r['score_over_engine']:.2f}",
+            f"{s['steady_frames_per_s'] or float('nan'):.3f}", "n/a" if steady is None else f"{steady:.2f}"]
 
 
 def render_markdown(results: dict) -> str:
     """A short human-readable summary of ``results``."""
-    m, settings = results["machine"], results["settings"]
-    lines = [
-        "# FR throughput (CPU)", "",
-        f"Mode: **{settings['mode']}**. Machine: {_machine_line(m)}", "",
+    threads = results["settings"]["threads"]
+    lines = model_markdown(
+        "FR throughput (CPU)", results,
         f"Model: default FR config, **untrained** (seeded random init, seed {SEED}); speed does not depend on the"
         f" weights. ONNX Runtime CPU with default session options (full graph optimisation),"
-        f" {settings['threads']} intra-op threads; PyTorch eager with `torch.inference_mode()`,"
-        f" {settings['threads']} threads.", "",
-        "## FR model, batch 1 (four 1x3xHxW inputs)", "",
-        "| resolution | ORT s/frame | ORT frames/s | PyTorch s/frame | PyTorch frames/s | ORT / PyTorch |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in results["model"]:
-        o, p = r["onnxruntime"], r["pytorch"]
-        lines.append(f"| {r['width']}x{r['height']} | {o['median_s_per_frame']:.3f} | {o['frames_per_s']:.3f} | "
-                     f"{p['median_s_per_frame']:.3f} | {p['frames_per_s']:.3f} | {r['ort_over_pytorch']:.2f}x |")
-    lines += ["", "Medians of the timed rounds (warm-up excluded); the backends alternate round by round.", "",
-              "## End to end (`score`) vs engine only", "",
-              "| resolution | frames | engine only frames/s | score() frames/s | ratio | "
-              "score() steady frames/s | ratio |", "|---|---|---|---|---|---|---|"]
-    for r in results["end_to_end"]:
-        s = r["score"]
-        steady = r["score_steady_over_engine"]
-        lines.append(f"| {r['width']}x{r['height']} | {r['frames']} | {r['engine_only']['frames_per_s']:.3f} | "
-                     f"{s['frames_per_s']:.3f} | {r['score_over_engine']:.2f} | "
-                     f"{s['steady_frames_per_s'] or float('nan'):.3f} | "
-                     f"{'n/a' if steady is None else f'{steady:.2f}'} |")
+        f" {threads} intra-op threads; PyTorch eager with `torch.inference_mode()`, {threads} threads.",
+        "FR model, batch 1 (four 1x3xHxW inputs)",
+        ["resolution", "ORT s/frame", "ORT frames/s", "PyTorch s/frame", "PyTorch frames/s", "ORT / PyTorch"],
+        lambda r, o, p: [f"{r['width']}x{r['height']}", f"{o['median_s_per_frame']:.3f}", f"{o['frames_per_s']:.3f}",
+                         f"{p['median_s_per_frame']:.3f}", f"{p['frames_per_s']:.3f}", f"{r['ort_over_pytorch']:.2f}x"])
+    lines += ["## End to end (`score`) vs engine only", "",
+              *table(["resolution", "frames", "engine only frames/s", "score() frames/s", "ratio",
+                      "score() steady frames/s", "ratio"], [_e2e_row(r) for r in results["end_to_end"]])]
     for r in results["end_to_end"]:
         if "cli" in r:
             c = r["cli"]
             lines.append(f"\nCLI (`python -m vqa_rt.cli score`, subprocess, process start-up included) at "
                          f"{r['width']}x{r['height']}: {c['frames']} frames in {c['wall_s']:.1f} s = "
                          f"{c['frames_per_s']:.3f} frames/s, {r['cli_over_engine']:.2f} of engine only.")
-    lines += ["", "## Targets (at 1920x1080)", "", "| target | measured | met |", "|---|---|---|"]
-    for t in results["targets"]:
-        value = "n/a" if t["measured"] is None else f"{t['measured']:.2f}"
-        lines.append(f"| {t['target']} | {value} | {_met(t['met'])} |")
-    if settings["mode"] == "quick":
-        lines += ["", "Quick mode runs small sizes only, so the 1920x1080 targets are not assessed."]
-    lines += ["", "Single run; background load affects the numbers (see the load averages above)."
-              " All raw times are in `fr_throughput.json`.", ""]
+    lines += targets_markdown(results, "Targets (at 1920x1080)", "measured", 2,
+                              "Quick mode runs small sizes only, so the 1920x1080 targets are not assessed.",
+                              "fr_throughput")
     return "\n".join(lines)
-
-
-def write_results(results: dict, directory: str) -> list[str]:
-    """Write the JSON and Markdown files; returns their paths."""
-    os.makedirs(directory, exist_ok=True)
-    paths = [os.path.join(directory, "fr_throughput.json"), os.path.join(directory, "fr_throughput.md")]
-    with open(paths[0], "w") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
-    with open(paths[1], "w") as f:
-        f.write(render_markdown(results))
-    return paths
 
 
 def run(plan: Plan) -> dict:
     """Run every measurement of ``plan`` and return the results dict."""
-    machine = machine_info()
-    threads = os.cpu_count() or 1
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="vqa-rt-bench-") as directory:
-        print("[export] random-init FR model -> ONNX", flush=True)
-        spec, loaded, onnx_path, export_s = export_model(directory)
-        model_rows = bench_model(spec, loaded, onnx_path, plan, threads)
-        e2e_rows = bench_e2e(onnx_path, spec.preprocess, plan, directory)
-    machine["load_average_end"] = list(os.getloadavg())
-    results = {
-        "machine": machine,
-        "settings": {"mode": plan.name, "threads": threads, "warmup": plan.warmup, "settle_s": SETTLE_S,
-                     "model": f"fr default config, random init seed {SEED} (untrained)",
-                     "ort_session": "default SessionOptions (ORT_ENABLE_ALL), intra_op_num_threads = cores",
-                     "e2e_runner": "open_runner(engine) defaults, as score() uses",
-                     "export_s": export_s, "total_s": None},
-        "model": model_rows,
-        "end_to_end": e2e_rows,
-    }
-    results["targets"] = assess_targets(results)
-    results["settings"]["total_s"] = time.perf_counter() - start
-    return results
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes and few rounds: a smoke run (~1 min)")
-    parser.add_argument("--output-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
-                        help="where to write fr_throughput.json and .md (default: benchmarks/results)")
-    args = parser.parse_args(argv)
-    results = run(QUICK if args.quick else FULL)
-    for path in write_results(results, args.output_dir):
-        print(f"wrote {path}")
-    print(render_markdown(results))
+    return run_model_benchmark(
+        plan, "fr", "FR", random_frames,
+        lambda spec, onnx_path, directory: bench_e2e(onnx_path, spec.preprocess, plan, directory),
+        lambda loaded, export_s: {
+            "model": f"fr default config, random init seed {SEED} (untrained)",
+            "ort_session": "default SessionOptions (ORT_ENABLE_ALL), intra_op_num_threads = cores",
+            "e2e_runner": "open_runner(engine) defaults, as score() uses",
+            "export_s": export_s},
+        assess_targets)
 
 
 if __name__ == "__main__":
-    main()
+    main("fr_throughput", __doc__, lambda args: run(QUICK if args.quick else FULL), render_markdown,
+         {"--quick": {"action": "store_true", "help": "small sizes and few rounds: a smoke run (~1 min)"}})

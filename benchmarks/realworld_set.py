@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 from skimage import data as samples
 
+from common import RESULTS_DIR, write_results
 from vqa_rt.runtime.ffmpeg import find_ffmpeg
 
 IMAGES = ("astronaut", "coffee", "rocket")
@@ -42,7 +43,6 @@ BASELINES = ("psnr", "ssim", "ms-ssim", "vmaf")
 FR_MODEL = "fr_untrained.onnx"
 MOS_STAND_IN = "vmaf"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 
 
 def pan_zoom(rgb: np.ndarray, frames: int, size: tuple[int, int]) -> list[np.ndarray]:
@@ -194,15 +194,11 @@ def main() -> None:
     mono = monotonicity(scores, [*BASELINES, fr])
     settings = {"frames": args.frames, "size": args.size, "crfs": list(CRFS), "images": list(IMAGES),
                 "mos_stand_in": MOS_STAND_IN, "untrained": [fr]}
-    os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.workdir, "eval.json")) as handle:
         evaluation_json = json.load(handle)
-    with open(os.path.join(args.output_dir, "realworld_eval.json"), "w") as handle:
-        json.dump({"settings": settings, "evaluation": evaluation_json, "monotonicity": mono}, handle, indent=2)
-        handle.write("\n")
     markdown = render_markdown(table, mono, settings, os.path.relpath(os.path.join(args.workdir, "plots"), ROOT))
-    with open(os.path.join(args.output_dir, "realworld_eval.md"), "w") as handle:
-        handle.write(markdown)
+    write_results(args.output_dir, "realworld_eval",
+                  {"settings": settings, "evaluation": evaluation_json, "monotonicity": mono}, markdown)
     print(markdown)
 
 
