@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -10,45 +12,47 @@ import pytest
 
 
 @dataclass
-class ExportedFR:
+class Exported:
     path: str
     loaded: object  # vqa_rt.export.checkpoint.LoadedModel
     report: object  # vqa_rt.export.validate.ValidationReport
 
 
+def _export_seeded(kind: str, tmp_path_factory) -> Exported:
+    from vqa_rt.export.checkpoint import random_init
+    from vqa_rt.export.onnx_export import export_onnx
+    from vqa_rt.export.spec import get_spec
+
+    spec = get_spec(kind)
+    loaded = random_init(spec, seed=0)
+    path = str(tmp_path_factory.mktemp(kind) / f"{kind}.onnx")
+    return Exported(path, loaded, export_onnx(spec, loaded, path))
+
+
 @pytest.fixture(scope="session")
-def fr_export(tmp_path_factory) -> ExportedFR:
+def fr_export(tmp_path_factory) -> Exported:
     """The default FR model with seeded (untrained) weights, exported and validated once."""
-    from vqa_rt.export.checkpoint import random_init
-    from vqa_rt.export.onnx_export import export_onnx
-    from vqa_rt.export.spec import get_spec
-
-    spec = get_spec("fr")
-    loaded = random_init(spec, seed=0)
-    path = str(tmp_path_factory.mktemp("fr") / "fr.onnx")
-    report = export_onnx(spec, loaded, path)
-    return ExportedFR(path, loaded, report)
-
-
-@dataclass
-class ExportedQPMap:
-    path: str
-    loaded: object  # vqa_rt.export.checkpoint.LoadedModel
-    report: object  # vqa_rt.export.validate.ValidationReport
+    return _export_seeded("fr", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def qpmap_export(tmp_path_factory) -> ExportedQPMap:
+def qpmap_export(tmp_path_factory) -> Exported:
     """The default QP-map model with seeded (untrained) weights, exported and validated once."""
-    from vqa_rt.export.checkpoint import random_init
-    from vqa_rt.export.onnx_export import export_onnx
-    from vqa_rt.export.spec import get_spec
+    return _export_seeded("qpmap", tmp_path_factory)
 
-    spec = get_spec("qpmap")
-    loaded = random_init(spec, seed=0)
-    path = str(tmp_path_factory.mktemp("qpmap") / "qp.onnx")
-    report = export_onnx(spec, loaded, path)
-    return ExportedQPMap(path, loaded, report)
+
+@pytest.fixture(scope="session")
+def write_csv():
+    """Write a list of dicts as a CSV with a header; returns the path as a string."""
+
+    def write(path, rows: list[dict]) -> str:
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return str(path)
+
+    return write
 
 
 @dataclass

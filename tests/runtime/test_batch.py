@@ -12,7 +12,7 @@ from vqa_rt.runtime.scoring import VideoInput, score
 
 
 @pytest.fixture()
-def dataset(clip, tmp_path):
+def dataset(clip, tmp_path, write_csv):
     """Five distorted copies of the session clip under clips/, and a manifest with relative paths."""
     (tmp_path / "clips").mkdir()
     shutil.copy(clip.ref, tmp_path / "clips" / "ref.yuv")
@@ -21,15 +21,7 @@ def dataset(clip, tmp_path):
         shutil.copy(clip.dist, tmp_path / "clips" / f"d{i}.yuv")
         rows.append({"reference": "clips/ref.yuv", "distorted": f"clips/d{i}.yuv", "width": clip.width,
                      "height": clip.height, "mos": 1 + i, "codec": "jpeg"})
-    return tmp_path, _write_manifest(tmp_path / "manifest.csv", rows)
-
-
-def _write_manifest(path, rows):
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(path)
+    return tmp_path, write_csv(tmp_path / "manifest.csv", rows)
 
 
 def _read(path):
@@ -121,6 +113,6 @@ def test_bad_batches_fail_before_writing_anything(dataset, tmp_path):
     ([{"reference": "a", "distorted": "b", "width": "wide"}], "line 2: width 'wide' is not a positive whole number"),
     ([{"reference": "", "distorted": "b"}], "line 2: no reference path"),
 ])
-def test_manifest_errors_name_the_line(tmp_path, rows, message):
+def test_manifest_errors_name_the_line(tmp_path, write_csv, rows, message):
     with pytest.raises(InputError, match=message):
-        read_manifest(_write_manifest(tmp_path / "m.csv", rows))
+        read_manifest(write_csv(tmp_path / "m.csv", rows))

@@ -105,22 +105,14 @@ def test_mappings_that_cannot_be_fitted_are_errors():
         evaluate(_data({"g": ([1.0, 2], [1.0, 2])}))
 
 
-def _write_csv(path, rows):
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(path)
-
-
-def test_mos_is_joined_on_normalised_paths_and_left_out_rows_are_said(tmp_path):
-    scores = _write_csv(tmp_path / "scores.csv", [
+def test_mos_is_joined_on_normalised_paths_and_left_out_rows_are_said(tmp_path, write_csv):
+    scores = write_csv(tmp_path / "scores.csv", [
         {"reference": "r1", "distorted": "./clips/a.yuv", "psnr": "30.5", "vmaf": "70"},
         {"reference": "r1", "distorted": "clips/b.yuv", "psnr": "35", "vmaf": ""},
         {"reference": "r1", "distorted": "clips/c.yuv", "psnr": "40", "vmaf": "90"},
         {"reference": "r1", "distorted": "clips/unrated.yuv", "psnr": "41", "vmaf": "91"},
     ])
-    mos = _write_csv(tmp_path / "mos.csv", [
+    mos = write_csv(tmp_path / "mos.csv", [
         {"distorted": "clips/a.yuv", "mos": "2.5"}, {"distorted": "clips/b.yuv", "mos": "3"},
         {"distorted": "clips//c.yuv", "mos": "4.5"},
     ])
