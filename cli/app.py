@@ -7,6 +7,7 @@ Heavy modules (torch, onnxruntime, OpenCV) are imported inside the commands, so
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -18,7 +19,7 @@ from vqa_rt.errors import VqaRtError
 
 app = typer.Typer(
     name="vqa-rt",
-    help="Compiled inference for video-quality networks (FR scoring on ONNX Runtime).",
+    help="Compiled inference for video-quality networks (FR and NR scoring, QP maps, on ONNX Runtime).",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -29,6 +30,7 @@ UNTRAINED_WARNING = "note: UNTRAINED weights (seeded random init): scores are no
 
 class ModelKind(str, Enum):
     fr = "fr"
+    nr = "nr"
     qpmap = "qpmap"
 
 
@@ -59,17 +61,23 @@ def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
     return width, height
 
 
-def _load_config(spec, config: Optional[Path]):
+CONFIG_HELP = "Config preset (nr: tiny, small) or a JSON file of architecture hyper-parameters."
+
+
+def _load_config(spec, config: Optional[str]):
+    """A named preset of the model kind, or the config in a JSON file."""
     if config is None:
         return None
+    if config in spec.presets or not (config.endswith(".json") or os.path.exists(config)):
+        return spec.config_from_preset(config)
     try:
-        values = json.loads(config.read_text())
+        values = json.loads(Path(config).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise VqaRtError(f"{config}: cannot read the config JSON ({exc})") from None
     return spec.config_from_dict(values)
 
 
-def _load_model(kind: ModelKind, checkpoint: Optional[Path], random_init: Optional[int], config: Optional[Path]):
+def _load_model(kind: ModelKind, checkpoint: Optional[Path], random_init: Optional[int], config: Optional[str]):
     from vqa_rt.export.checkpoint import load_checkpoint, random_init as seeded_model
     from vqa_rt.export.spec import get_spec
 
@@ -87,7 +95,7 @@ def init(
     kind: ModelKind = typer.Argument(..., help="Model kind."),
     seed: int = typer.Option(0, help="Random seed of the weights."),
     output: Path = typer.Option(..., "--output", "-o", help="Checkpoint file to write (.pt)."),
-    config: Optional[Path] = typer.Option(None, help="JSON file of architecture hyper-parameters."),
+    config: Optional[str] = typer.Option(None, help=CONFIG_HELP),
 ):
     """Write a checkpoint with seeded random (UNTRAINED) weights, for demos and tests."""
     from vqa_rt.export.checkpoint import save_checkpoint
@@ -101,9 +109,11 @@ def init(
 def export(
     kind: ModelKind = typer.Argument(..., help="Model kind."),
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
-    checkpoint: Optional[Path] = typer.Option(None, help="PyTorch state_dict file to load (strict)."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, help="PyTorch state_dict file to load (strict); for nr, a Hugging Face LLaVA checkpoint directory."),
     random_init: Optional[int] = typer.Option(None, help="Seed for UNTRAINED random weights instead of a checkpoint."),
-    config: Optional[Path] = typer.Option(None, help="JSON file of architecture hyper-parameters."),
+    config: Optional[str] = typer.Option(
+        None, help=CONFIG_HELP + " With an nr checkpoint directory only its prompt, levels, weights and score range apply."),
     opset: int = typer.Option(22, help="ONNX opset (DeformConv needs 19 or later)."),
     validate: bool = typer.Option(True, help="Validate the ONNX file against PyTorch after export."),
 ):
@@ -125,26 +135,31 @@ def _terminal_progress(done: int, total: Optional[int]) -> None:
 @app.command()
 def score(
     engine: str = typer.Option(
-        ..., help="FR engine (.onnx from 'vqa-rt export fr') or a baseline metric: psnr, ssim, ms-ssim, vmaf."
+        ..., help="FR or NR engine (.onnx from 'vqa-rt export fr|nr') or a baseline metric: psnr, ssim, ms-ssim, vmaf."
     ),
-    reference: str = typer.Option(..., "--reference", "-r", help="Reference video: raw YUV, Y4M, or - for stdin."),
+    reference: Optional[str] = typer.Option(
+        None, "--reference", "-r", help="Reference video: raw YUV, Y4M, or - for stdin (not for NR engines)."),
     distorted: str = typer.Option(..., "--distorted", "-d", help="Distorted video: raw YUV, Y4M, or - for stdin."),
     width: Optional[int] = typer.Option(None, "--width", "-w", help="Frame width (raw YUV)."),
     height: Optional[int] = typer.Option(None, "--height", "-h", help="Frame height (raw YUV)."),
     pix_fmt: Optional[str] = typer.Option(None, help="Pixel format of raw YUV: yuv420p (default) or yuv420p10le."),
+    fps: Optional[float] = typer.Option(None, help="Frame rate of raw YUV (Y4M headers carry it); for --sample-fps."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON results (libvmaf-shaped)."),
     csv: Optional[Path] = typer.Option(None, help="CSV of per-frame scores."),
     matrix: Matrix = typer.Option(Matrix.bt709, help="YUV->RGB matrix."),
     color_range: Optional[Range] = typer.Option(None, "--range", help="YUV range (default: Y4M tag, else limited)."),
     analysis_size: Optional[str] = typer.Option(None, help="Resize frames to WIDTHxHEIGHT before inference."),
     frame_skip: int = typer.Option(0, help="Skip this many frames at the start."),
-    frame_stride: int = typer.Option(1, help="Score every Nth frame."),
+    frame_stride: Optional[int] = typer.Option(
+        None, help="Score every Nth frame (default: every frame; NR models: 1 frame per second)."),
+    sample_fps: Optional[float] = typer.Option(None, help="Score this many frames per second of video."),
+    sample_frames: Optional[int] = typer.Option(None, help="Score this many frames, evenly spaced."),
     max_frames: Optional[int] = typer.Option(None, help="Score at most this many frames."),
     batch_size: int = typer.Option(1, help="Frames per inference call."),
     device: Device = typer.Option(Device.cpu, help="ONNX Runtime device."),
     threads: int = typer.Option(0, help="Inference threads (0: one per core)."),
 ):
-    """Score a distorted video against its reference: per-frame and pooled scores (FR model or baseline)."""
+    """Score a distorted video against its reference (FR model or baseline), or alone (NR model): per-frame and pooled scores."""
     from vqa_rt.runtime.scoring import ScoreOptions, VideoInput, score as run_score
 
     if batch_size < 1:
@@ -157,12 +172,14 @@ def score(
         frame_stride=frame_stride,
         max_frames=max_frames,
         batch_size=batch_size,
+        sample_fps=sample_fps,
+        sample_frames=sample_frames,
     )
     try:
         result = run_score(
             engine,
-            VideoInput(reference, width, height, pix_fmt),
-            VideoInput(distorted, width, height, pix_fmt),
+            None if reference is None else VideoInput(reference, width, height, pix_fmt, fps),
+            VideoInput(distorted, width, height, pix_fmt, fps),
             options,
             output_json=str(output) if output else None,
             output_csv=str(csv) if csv else None,
@@ -218,6 +235,11 @@ from vqa_rt.cli.evaluate import evaluate  # noqa: E402
 
 app.command("score-batch")(score_batch)
 app.command("eval")(evaluate)
+
+from vqa_rt.cli.gpu import build_engine_command, doctor_command  # noqa: E402
+
+app.command("build-engine")(build_engine_command)
+app.command("doctor")(doctor_command)
 
 
 def main() -> None:

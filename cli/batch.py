@@ -30,7 +30,8 @@ def score_batch(
     manifest: Path = typer.Argument(
         ..., help="CSV with reference,distorted columns (+ width,height,pix_fmt for raw YUV; others are kept)."),
     engine: list[str] = typer.Option(
-        ..., "--engine", "-e", help="FR model (.onnx) or baseline (psnr, ssim, ms-ssim, vmaf); repeat for several."),
+        ..., "--engine", "-e",
+        help="FR or NR model (.onnx) or baseline (psnr, ssim, ms-ssim, vmaf); repeat for several."),
     output: Path = typer.Option(
         ..., "--output", "-o", help="Results CSV, one line per row; rows already in it are skipped (resume)."),
     pool: str = typer.Option("mean", help="How frame scores become the video's: mean, harmonic_mean, min, p5, max."),
@@ -39,7 +40,8 @@ def score_batch(
     retry_failed: bool = typer.Option(False, help="Score rows recorded as failed again."),
     analysis_size: Optional[str] = typer.Option(None, help="Resize frames to WIDTHxHEIGHT before scoring."),
     frame_skip: int = typer.Option(0, help="Skip this many frames at the start."),
-    frame_stride: int = typer.Option(1, help="Score every Nth frame."),
+    frame_stride: Optional[int] = typer.Option(
+        None, help="Score every Nth frame (default: every frame; NR models: 1 frame per second)."),
     max_frames: Optional[int] = typer.Option(None, help="Score at most this many frames per video."),
     matrix: Literal["bt709", "bt601"] = typer.Option("bt709", help="YUV->RGB matrix (FR models)."),
     color_range: Optional[Literal["limited", "full"]] = typer.Option(

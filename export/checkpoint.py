@@ -1,4 +1,5 @@
-"""Checkpoints: plain ``state_dict`` files in, seeded random-init models for demos and tests.
+"""Checkpoints: plain ``state_dict`` files (or, for kinds that read them, checkpoint
+directories) in, seeded random-init models for demos and tests.
 
 A checkpoint is either a plain ``state_dict`` (what ``torch.save(model.state_dict())``
 writes) or a dict ``{"state_dict": ..., "vqa_rt": {...}}`` as written by
@@ -66,19 +67,11 @@ def _listing(keys: list[str]) -> str:
     return shown + (f", ... ({len(keys) - _LISTED_KEYS} more)" if len(keys) > _LISTED_KEYS else "")
 
 
-def load_checkpoint(spec: ModelSpec, path: str, config: Any = None, strict: bool = True) -> LoadedModel:
-    """Load a checkpoint into a freshly built model.
-
-    The config comes from ``config`` if given, else from the checkpoint's vqa-rt
-    record, else the default. With ``strict`` (the default) any missing or
-    unexpected key, or any shape mismatch, is a :class:`ModelError` listing them.
-    """
-    state_dict, meta = _read(path)
-    if meta.get("kind", spec.kind) != spec.kind:
-        raise ModelError(f"{path}: checkpoint is for model kind {meta['kind']!r}, not {spec.kind!r}")
-    if config is None:
-        config = spec.config_from_dict(meta.get("config"))
-    model = spec.build(config)
+def fit_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str, kind: str,
+                   strict: bool = True, assign: bool = False) -> None:
+    """Load ``state_dict`` into ``model``. With ``strict`` any missing or unexpected key, and always
+    any shape mismatch, is a :class:`ModelError` listing them. ``assign`` takes the tensors as they
+    are (for a model built on the meta device)."""
     expected = model.state_dict()
     problems = []
     if strict:
@@ -96,6 +89,26 @@ def load_checkpoint(spec: ModelSpec, path: str, config: Any = None, strict: bool
     if mismatched:
         problems.append(f"shape mismatches (checkpoint vs model): {_listing(mismatched)}")
     if problems:
-        raise ModelError(f"{path}: checkpoint does not fit the {spec.kind} model: " + "; ".join(problems))
-    model.load_state_dict(state_dict, strict=strict)
+        raise ModelError(f"{source}: checkpoint does not fit the {kind} model: " + "; ".join(problems))
+    model.load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def load_checkpoint(spec: ModelSpec, path: str, config: Any = None, strict: bool = True) -> LoadedModel:
+    """Load a checkpoint into a freshly built model.
+
+    A directory is loaded by the spec's ``load_directory`` (a Hugging Face checkpoint for
+    ``nr``). Otherwise the config comes from ``config`` if given, else from the checkpoint's
+    vqa-rt record, else the default; see :func:`fit_state_dict` for ``strict``.
+    """
+    if os.path.isdir(path):
+        if spec.load_directory is None:
+            raise ModelError(f"{path}: is a directory; a {spec.kind} checkpoint is a state_dict file")
+        return spec.load_directory(path, config)
+    state_dict, meta = _read(path)
+    if meta.get("kind", spec.kind) != spec.kind:
+        raise ModelError(f"{path}: checkpoint is for model kind {meta['kind']!r}, not {spec.kind!r}")
+    if config is None:
+        config = spec.config_from_dict(meta.get("config"))
+    model = spec.build(config)
+    fit_state_dict(model, state_dict, path, spec.kind, strict)
     return LoadedModel(model.eval(), config, untrained=bool(meta.get("untrained", False)), source=path)

@@ -38,6 +38,8 @@ def build_metadata(spec: ModelSpec, loaded: LoadedModel) -> dict[str, str]:
         "weights_source": loaded.source,
         "version": vqa_rt.__version__,
     }
+    if spec.config_metadata is not None:
+        values.update(spec.config_metadata(loaded.config))
     return {f"vqa_rt.{key}": json.dumps(value) for key, value in values.items()}
 
 
@@ -80,7 +82,7 @@ def export_onnx(
     The file is written next to ``output`` and moved into place only once it is
     complete; a failed validation leaves the file for inspection and raises.
     """
-    height, width = spec.validation_sizes[0]
+    _, height, width = spec.validation_cases(loaded.config)[0]
     example = spec.example_inputs(loaded.config, EXPORT_BATCH, height, width)
     tmp = f"{output}.partial"
     with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():

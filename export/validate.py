@@ -18,22 +18,21 @@ from vqa_rt.errors import OutputNamesMismatch, OutputShapeMismatch, OutputValues
 from vqa_rt.export.checkpoint import LoadedModel
 from vqa_rt.export.spec import ModelSpec
 
-VALIDATION_BATCH = 2
 
 
 @dataclass
 class ValidationReport:
-    """Worst relative error per output, per validated input size."""
+    """Worst relative error per output, per validated (batch, height, width)."""
 
     rtol: float
-    max_rel_error: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
+    max_rel_error: dict[tuple[int, int, int], dict[str, float]] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = [
-            f"{h}x{w}: " + ", ".join(f"{name} {err:.2e}" for name, err in errors.items())
-            for (h, w), errors in self.max_rel_error.items()
+            f"batch {n} at {h}x{w}: " + ", ".join(f"{name} {err:.2e}" for name, err in errors.items())
+            for (n, h, w), errors in self.max_rel_error.items()
         ]
-        return f"max relative error (tolerance {self.rtol:.0e}) at " + "; ".join(parts)
+        return f"max relative error (tolerance {self.rtol:.0e}) for " + "; ".join(parts)
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -65,7 +64,7 @@ def _check_dynamic_axes(spec: ModelSpec, path: str) -> None:
 
 
 def validate_onnx(spec: ModelSpec, loaded: LoadedModel, path: str, seed: int = 1234) -> ValidationReport:
-    """Compare ONNX Runtime with PyTorch on fresh random inputs at every validation size."""
+    """Compare ONNX Runtime with PyTorch on fresh random inputs for every validation case."""
     session = oracle_session(path)
     names = [output.name for output in session.get_outputs()]
     if names != list(spec.output_names):
@@ -75,22 +74,25 @@ def validate_onnx(spec: ModelSpec, loaded: LoadedModel, path: str, seed: int = 1
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        for height, width in spec.validation_sizes:
-            inputs = spec.example_inputs(loaded.config, VALIDATION_BATCH, height, width)
+        for batch, height, width in spec.validation_cases(loaded.config):
+            inputs = spec.example_inputs(loaded.config, batch, height, width)
             with torch.no_grad():
                 expected = [t.numpy() for t in _as_tuple(loaded.model(*inputs))]
             actual = session.run(None, {n: t.numpy() for n, t in zip(spec.input_names, inputs)})
             errors = {}
             for name, got, want in zip(names, actual, expected):
                 if got.shape != want.shape:
-                    raise OutputShapeMismatch(f"{path}: output {name!r} at {height}x{width} has shape {got.shape}, PyTorch {want.shape}")
+                    raise OutputShapeMismatch(
+                        f"{path}: output {name!r} for batch {batch} at {height}x{width} has shape {got.shape}, "
+                        f"PyTorch {want.shape}"
+                    )
                 errors[name] = relative_error(got, want)
                 if errors[name] > spec.rtol:
                     raise OutputValuesMismatch(
-                        f"{path}: output {name!r} at {height}x{width} differs from PyTorch: "
+                        f"{path}: output {name!r} for batch {batch} at {height}x{width} differs from PyTorch: "
                         f"max relative error {errors[name]:.2e} > {spec.rtol:.0e}"
                     )
-            report.max_rel_error[(height, width)] = errors
+            report.max_rel_error[(batch, height, width)] = errors
     finally:
         torch.random.set_rng_state(generator_state)
     return report

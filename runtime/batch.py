@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 from vqa_rt.errors import InputError, VqaRtError
 from vqa_rt.runtime.manifest import KEY, ManifestRow, read_manifest
 from vqa_rt.runtime.pooling import pool as pool_values
-from vqa_rt.runtime.scorer_factory import check_engine, engine_column
+from vqa_rt.runtime.scorer_factory import check_engine, engine_column, takes_reference
 from vqa_rt.runtime.scoring import ScoreOptions, score
 from vqa_rt.runtime.tables import read_table
 from vqa_rt.runtime.writers import check_output_paths, write_atomic
@@ -122,20 +122,21 @@ def _one_line(exc: Exception) -> str:
     return " ".join(text.split())
 
 
-def _score_row(row: ManifestRow, engines: list[tuple[str, str]], options: ScoreOptions, pool: str,
+def _score_row(row: ManifestRow, engines: list[tuple[str, str, bool]], options: ScoreOptions, pool: str,
                device: str, threads: int, cancel: threading.Event) -> dict[str, str]:
+    """Score one row with every engine: (engine, column, whether it takes the reference)."""
     def stop_if_cancelled(done: int, total: int | None) -> None:
         if cancel.is_set():
             raise _Cancelled
 
     stop_if_cancelled(0, None)
     start = time.perf_counter()
-    values = {column: "" for _, column in engines}
+    values = {column: "" for _, column, _ in engines}
     frames = error = ""
-    for engine, column in engines:
+    for engine, column, with_reference in engines:
         try:
-            result = score(engine, row.reference, row.distorted, options, device=device, threads=threads,
-                           progress=stop_if_cancelled)
+            result = score(engine, row.reference if with_reference else None, row.distorted, options,
+                           device=device, threads=threads, progress=stop_if_cancelled)
         except _Cancelled:
             raise
         except Exception as exc:  # recorded in the row; the batch goes on
@@ -180,7 +181,9 @@ def run_batch(manifest_path: str, engines: list[str], output: str, options: Scor
         cancel = threading.Event()
         scored = failed = 0
         with ThreadPoolExecutor(workers, thread_name_prefix="score-batch") as executor:
-            futures = [executor.submit(_score_row, row, named, options, pool, device, threads, cancel) for row in todo]
+            scored_by = [(engine, column, takes_reference(infos[column])) for engine, column in named]
+            futures = [executor.submit(_score_row, row, scored_by, options, pool, device, threads, cancel)
+                       for row in todo]
             try:
                 for future in as_completed(futures):
                     values = future.result()

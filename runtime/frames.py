@@ -1,4 +1,5 @@
-"""Pairing of reference and distorted frames, and background prefetch of any iterable."""
+"""Selected frames of one video or pairs of reference and distorted frames, and background
+prefetch of any iterable."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Iterable, Iterator, TypeVar
 
 from vqa_rt.errors import InputError
 
+from .sampling import FrameSampling
 from .video import Frame, VideoReader
 
 T = TypeVar("T")
@@ -17,7 +19,7 @@ T = TypeVar("T")
 @dataclass
 class FramePair:
     """A selected source frame of both videos and the source frame just before it
-    (the frame itself for frame 0), whatever the skip and stride."""
+    (the frame itself for frame 0), whatever the sampling."""
 
     index: int
     ref: Frame
@@ -26,47 +28,48 @@ class FramePair:
     dist_prev: Frame
 
 
-def paired_frames(ref: VideoReader, dist: VideoReader, frame_skip: int = 0,
-                  frame_stride: int = 1, max_frames: int | None = None) -> Iterator[FramePair]:
-    """Pairs of source frames ``frame_skip``, ``frame_skip + frame_stride``, ... (at most
-    ``max_frames``). Sizes and known frame counts are checked before anything is read;
-    streams of unknown length must end together. Every frame is read (streams cannot
-    seek), so skipped frames cost I/O but no conversion.
+def paired_frames(ref: VideoReader, dist: VideoReader,
+                  sampling: FrameSampling = FrameSampling()) -> Iterator[FramePair]:
+    """Pairs of the source frames ``sampling`` selects. Sizes and known frame counts are
+    checked before anything is read; streams of unknown length must end together. Every
+    frame is read (streams cannot seek), so unselected frames cost I/O but no conversion.
     """
-    if frame_skip < 0:
-        raise InputError(f"frame skip must be 0 or more, got {frame_skip}")
-    if frame_stride < 1:
-        raise InputError(f"frame stride must be 1 or more, got {frame_stride}")
-    if max_frames is not None and max_frames < 1:
-        raise InputError(f"max frames must be 1 or more, got {max_frames}")
     rf, df = ref.format, dist.format
     if (rf.width, rf.height) != (df.width, df.height):
         raise InputError(f"reference {ref.name} is {rf.width}x{rf.height} but distorted "
                          f"{dist.name} is {df.width}x{df.height}: resolutions must match")
     counts = (ref.frame_count, dist.frame_count)
-    if None not in counts:
-        _check_counts(*counts, frame_skip, frame_stride, max_frames)
-    return _pairs(ref, dist, frame_skip, frame_stride, max_frames)
+    fps = rf.fps or df.fps
+    total = None if None in counts else min(counts)
+    if total is not None:
+        _check_counts(*counts, sampling, fps)
+    return _pairs(ref, dist, sampling.indices(total, fps), sampling.skip)
 
 
-def _check_counts(ref_count: int, dist_count: int, skip: int, stride: int,
-                  max_frames: int | None) -> None:
-    if ref_count != dist_count:
-        needed = None if max_frames is None else skip + (max_frames - 1) * stride + 1
-        if needed is None or min(ref_count, dist_count) < needed:
-            raise InputError(f"reference has {ref_count} frames, distorted has {dist_count}: "
-                             "they must match (or limit frames with --max-frames)")
-    if skip >= min(ref_count, dist_count):
-        raise InputError(f"frame skip {skip} leaves no frames "
-                         f"(the videos have {min(ref_count, dist_count)})")
+def single_frames(reader: VideoReader, sampling: FrameSampling = FrameSampling()) -> Iterator[Frame]:
+    """The source frames of one video that ``sampling`` selects."""
+    total = reader.frame_count
+    if total is not None and sampling.skip >= total:
+        raise InputError(f"frame skip {sampling.skip} leaves no frames (the video has {total})")
+    return _singles(reader, sampling.indices(total, reader.format.fps), sampling.skip)
 
 
-def _pairs(ref: VideoReader, dist: VideoReader, skip: int, stride: int,
-           max_frames: int | None) -> Iterator[FramePair]:
+def _check_counts(ref_count: int, dist_count: int, sampling: FrameSampling, fps) -> None:
+    shorter = min(ref_count, dist_count)
+    if ref_count != dist_count and (
+            sampling.max_frames is None or sampling.count_selected(shorter, fps) < sampling.max_frames):
+        raise InputError(f"reference has {ref_count} frames, distorted has {dist_count}: "
+                         "they must match (or limit frames with --max-frames)")
+    if sampling.skip >= shorter:
+        raise InputError(f"frame skip {sampling.skip} leaves no frames (the videos have {shorter})")
+
+
+def _pairs(ref: VideoReader, dist: VideoReader, wanted: Iterator[int], skip: int) -> Iterator[FramePair]:
     ref_frames, dist_frames = iter(ref), iter(dist)
     ref_prev = dist_prev = None
+    target = next(wanted, None)
     selected = index = 0
-    while max_frames is None or selected < max_frames:
+    while target is not None:
         r, d = next(ref_frames, None), next(dist_frames, None)
         if r is None or d is None:
             if r is not d:
@@ -77,13 +80,28 @@ def _pairs(ref: VideoReader, dist: VideoReader, skip: int, stride: int,
             break
         if ref_prev is None:
             ref_prev, dist_prev = r, d
-        if index >= skip and (index - skip) % stride == 0:
+        if index == target:
             yield FramePair(index, r, d, ref_prev, dist_prev)
             selected += 1
+            target = next(wanted, None)
         ref_prev, dist_prev = r, d
         index += 1
     if selected == 0:
         raise InputError(f"frame skip {skip} leaves no frames (the videos have {index})")
+
+
+def _singles(reader: VideoReader, wanted: Iterator[int], skip: int) -> Iterator[Frame]:
+    target = next(wanted, None)
+    selected = 0
+    for frame in reader:
+        if target is None:
+            break
+        if frame.index == target:
+            yield frame
+            selected += 1
+            target = next(wanted, None)
+    if selected == 0:
+        raise InputError(f"frame skip {skip} leaves no frames (the video is shorter)")
 
 
 _DONE = object()

@@ -1,4 +1,5 @@
-"""Reads the ``vqa_rt.*`` metadata that export embeds in an ONNX file."""
+"""Reads the ``vqa_rt.*`` metadata that export embeds in an ONNX file, or that
+``vqa-rt build-engine`` copies into a TensorRT plan's sidecar (``fr.plan.json``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import onnx
 from vqa_rt.errors import ModelError
 
 _PREFIX = "vqa_rt."
+PLAN_SUFFIX = ".plan"
+PLAN_FORMAT = "vqa-rt-plan"  # the sidecar's "format"; "format_version" is bumped on incompatible changes
+PLAN_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -29,14 +33,52 @@ class ModelInfo:
     metadata: dict[str, Any]
 
 
-def read_model_info(path: str, expected_kind: str | None = None) -> ModelInfo:
-    """Parse the metadata of an exported model; check its kind if ``expected_kind`` is given."""
+def plan_sidecar_path(plan: str) -> str:
+    """The JSON written beside a plan: ``fr.plan`` -> ``fr.plan.json``."""
+    return f"{plan}.json"
+
+
+def read_plan_sidecar(plan: str) -> dict[str, Any]:
+    """The sidecar of a TensorRT plan (model metadata, precision, profile, TensorRT version, GPU, plugins)."""
+    if not os.path.isfile(plan):
+        raise ModelError(f"{plan}: no such engine file")
+    sidecar = plan_sidecar_path(plan)
+    try:
+        with open(sidecar, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise ModelError(f"{plan}: its sidecar {sidecar} is missing (it holds the model's metadata; "
+                         "build plans with 'vqa-rt build-engine', which writes both)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{sidecar}: cannot read the plan's sidecar ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+        raise ModelError(f"{sidecar}: not a vqa-rt plan sidecar (no \"format\": \"{PLAN_FORMAT}\")")
+    if data.get("format_version") != PLAN_FORMAT_VERSION:
+        raise ModelError(f"{sidecar}: sidecar format version {data.get('format_version')!r}, this vqa-rt reads "
+                         f"{PLAN_FORMAT_VERSION}; rebuild the plan with 'vqa-rt build-engine'")
+    if not isinstance(data.get("metadata"), dict):
+        raise ModelError(f"{sidecar}: the sidecar has no model metadata")
+    return data
+
+
+def read_model_info(path: str, expected_kind: str | tuple[str, ...] | None = None) -> ModelInfo:
+    """Parse the metadata of an exported model (``.onnx``) or of a plan's sidecar (``.plan``);
+    check its kind if ``expected_kind`` (a kind, or several) is given."""
+    if path.endswith(PLAN_SUFFIX):
+        return _model_info(path, read_plan_sidecar(path)["metadata"], expected_kind)
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such model file")
     try:
         proto = onnx.load(path, load_external_data=False)
     except Exception:  # protobuf raises DecodeError and others for corrupt files
         raise ModelError(f"{path}: not a valid ONNX model (cannot be parsed)") from None
+    if not proto.graph.node:
+        raise ModelError(f"{path}: not a vqa-rt model (the graph is empty)")
+    return _model_info(path, onnx_metadata(proto, path), expected_kind)
+
+
+def onnx_metadata(proto: onnx.ModelProto, path: str = "model") -> dict[str, Any]:
+    """The ``vqa_rt.*`` metadata entries of an ONNX model, prefix removed, values decoded from JSON."""
     metadata = {}
     for prop in proto.metadata_props:
         if prop.key.startswith(_PREFIX):
@@ -44,10 +86,15 @@ def read_model_info(path: str, expected_kind: str | None = None) -> ModelInfo:
                 metadata[prop.key[len(_PREFIX):]] = json.loads(prop.value)
             except json.JSONDecodeError:
                 raise ModelError(f"{path}: metadata entry {prop.key!r} is not valid JSON") from None
-    if "kind" not in metadata or not proto.graph.node:
+    return metadata
+
+
+def _model_info(path: str, metadata: dict[str, Any], expected_kind: str | tuple[str, ...] | None) -> ModelInfo:
+    if "kind" not in metadata:
         raise ModelError(f"{path}: not a vqa-rt model (no vqa_rt.kind metadata); export it with 'vqa-rt export'")
-    if expected_kind is not None and metadata["kind"] != expected_kind:
-        raise ModelError(f"{path}: is a {metadata['kind']!r} model, not a {expected_kind!r} model")
+    kinds = (expected_kind,) if isinstance(expected_kind, str) else expected_kind
+    if kinds is not None and metadata["kind"] not in kinds:
+        raise ModelError(f"{path}: is a {metadata['kind']!r} model, not a " + " or a ".join(f"{k!r} model" for k in kinds))
     try:
         return ModelInfo(
             path=path,

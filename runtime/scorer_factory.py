@@ -1,4 +1,4 @@
-"""Engines by name: an exported FR model (a ``.onnx`` path) or a baseline metric.
+"""Engines by name: an exported FR or NR model (a ``.onnx`` or TensorRT ``.plan`` path) or a baseline metric.
 
 :func:`check_engine` validates the name before any video is opened (so a bad engine
 fails before anything is read or written); :func:`make_scorer` builds the scorer once
@@ -11,15 +11,17 @@ import os
 
 from vqa_rt.errors import ModelError
 from vqa_rt.runtime.model_info import ModelInfo, read_model_info
+from vqa_rt.runtime.nr_scorer import NRScorer
 from vqa_rt.runtime.scorers import EngineScorer, FrameScorer
 from vqa_rt.runtime.video import VideoFormat
 
 LUMA_BASELINES = ("psnr", "ssim", "ms-ssim")
 BASELINES = (*LUMA_BASELINES, "vmaf")
+MODEL_SCORERS = {"fr": EngineScorer, "nr": NRScorer}  # model kind -> its scorer
 
 
 def check_engine(engine: str) -> ModelInfo | None:
-    """The model's metadata for an FR model file, None for a baseline; raises if ``engine`` is neither.
+    """The model's metadata for an FR or NR model file, None for a baseline; raises if ``engine`` is neither.
 
     For ``vmaf`` this also checks that an ffmpeg with libvmaf is available.
     """
@@ -30,10 +32,16 @@ def check_engine(engine: str) -> ModelInfo | None:
         return None
     if engine in LUMA_BASELINES:
         return None
-    if engine.endswith(".onnx") or os.path.exists(engine):
-        return read_model_info(engine, expected_kind="fr")
-    raise ModelError(f"unknown engine {engine!r}: give an FR model (.onnx from 'vqa-rt export fr') "
+    if engine.endswith((".onnx", ".plan")) or os.path.exists(engine):
+        return read_model_info(engine, expected_kind=tuple(MODEL_SCORERS))
+    raise ModelError(f"unknown engine {engine!r}: give an FR or NR model (.onnx from 'vqa-rt export fr|nr', "
+                     "or .plan from 'vqa-rt build-engine') "
                      f"or a baseline: {', '.join(BASELINES)}")
+
+
+def takes_reference(info: ModelInfo | None) -> bool:
+    """Whether the engine :func:`check_engine` described scores against a reference video."""
+    return info is None or MODEL_SCORERS[info.kind].takes_reference
 
 
 def engine_column(engine: str) -> str:
@@ -41,14 +49,15 @@ def engine_column(engine: str) -> str:
     return engine if engine in BASELINES else os.path.splitext(os.path.basename(engine))[0]
 
 
-def make_scorer(engine: str, info: ModelInfo | None, options, formats: tuple[VideoFormat, VideoFormat],
+def make_scorer(engine: str, info: ModelInfo | None, options, formats: tuple[VideoFormat, ...],
                 device: str = "cpu", threads: int = 0) -> FrameScorer:
     """The (not yet entered) scorer for ``engine``; ``info`` is what :func:`check_engine` returned.
+    ``formats`` are those of the reference and distorted videos, or of the one video for NR.
 
     Baselines run on the CPU whatever ``device`` says; ``threads`` sizes ONNX Runtime and libvmaf.
     """
     if info is not None:
-        return EngineScorer(info, options, formats, device=device, threads=threads)
+        return MODEL_SCORERS[info.kind](info, options, formats, device=device, threads=threads)
     if engine == "vmaf":
         from vqa_rt.runtime.baselines.vmaf import VmafScorer
 

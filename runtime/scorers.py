@@ -2,8 +2,9 @@
 
 The scoring pipeline (``scoring.py``) reads and pairs frames and drives one
 :class:`FrameScorer`; ``prepare`` runs in the prefetch thread, ``score_batch`` in
-the caller's. :class:`EngineScorer` runs an exported model through a runner; the
-baselines (``baselines/``) are scorers too, and ``scorer_factory`` picks one by name.
+the caller's. :class:`EngineScorer` runs an exported FR model through a runner (the NR
+scorer is in ``nr_scorer.py``); the baselines (``baselines/``) are scorers too, and
+``scorer_factory`` picks one by name.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from vqa_rt.runtime.video import Frame, VideoFormat
 
 
 class FrameScorer(abc.ABC):
-    """Per-frame metrics for frame pairs; a context manager around its resources."""
+    """Per-frame metrics for frame pairs (or, with ``takes_reference`` False, for the frames of
+    one video); a context manager around its resources."""
+
+    takes_reference = True
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -30,7 +34,7 @@ class FrameScorer(abc.ABC):
 
     @abc.abstractmethod
     def prepare(self, pair: FramePair) -> Any:
-        """Per-pair work that can overlap inference (decoding is done; colour conversion etc.)."""
+        """Per-pair (or per-frame) work that can overlap inference (decoding is done; colour conversion etc.)."""
 
     @abc.abstractmethod
     def score_batch(self, prepared: list[Any]) -> list[dict[str, float]]:
@@ -51,25 +55,12 @@ class FrameScorer(abc.ABC):
         pass
 
 
-class EngineScorer(FrameScorer):
-    """An exported FR model on a runner: YUV -> normalised RGB -> engine -> outputs as metrics.
+class ModelScorer(FrameScorer):
+    """An exported model on a runner; subclasses turn frames into its inputs and its outputs into metrics."""
 
-    The previous frame's conversion is reused, so each source frame is converted once.
-    """
-
-    def __init__(self, info: ModelInfo, options, formats: tuple[VideoFormat, VideoFormat], device="cpu", threads=0):
-        width, height = options.analysis_size or (formats[0].width, formats[0].height)
-        if min(width, height) < info.min_size:
-            raise InputError(
-                f"analysis size {width}x{height} is below the model's minimum of {info.min_size} pixels per side"
-                " (choose a larger --analysis-size)"
-            )
-        self.info, self.options = info, options
-        self.ranges = tuple(options.color_range or fmt.color_range or "limited" for fmt in formats)
-        self.mean = np.asarray(info.preprocess["mean"], dtype=np.float32)
-        self.std = np.asarray(info.preprocess["std"], dtype=np.float32)
+    def __init__(self, info: ModelInfo, device: str = "cpu", threads: int = 0):
+        self.info = info
         self.runner = open_runner(info.path, device=device, threads=threads)
-        self._cache: list[tuple[int, np.ndarray] | None] = [None, None]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -83,6 +74,34 @@ class EngineScorer(FrameScorer):
             "exported_by": self.info.metadata.get("version"),
             "config": self.info.metadata.get("config"),
         }
+
+    def __enter__(self) -> "ModelScorer":
+        self.runner.activate()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.runner.deactivate()
+
+
+class EngineScorer(ModelScorer):
+    """An exported FR model on a runner: YUV -> normalised RGB -> engine -> outputs as metrics.
+
+    The previous frame's conversion is reused, so each source frame is converted once.
+    """
+
+    def __init__(self, info: ModelInfo, options, formats: tuple[VideoFormat, VideoFormat], device="cpu", threads=0):
+        width, height = options.analysis_size or (formats[0].width, formats[0].height)
+        if min(width, height) < info.min_size:
+            raise InputError(
+                f"analysis size {width}x{height} is below the model's minimum of {info.min_size} pixels per side"
+                " (choose a larger --analysis-size)"
+            )
+        super().__init__(info, device, threads)
+        self.options = options
+        self.ranges = tuple(options.color_range or fmt.color_range or "limited" for fmt in formats)
+        self.mean = np.asarray(info.preprocess["mean"], dtype=np.float32)
+        self.std = np.asarray(info.preprocess["std"], dtype=np.float32)
+        self._cache: list[tuple[int, np.ndarray] | None] = [None, None]
 
     def _convert(self, slot: int, frame: Frame) -> np.ndarray:
         cached = self._cache[slot]
@@ -101,10 +120,3 @@ class EngineScorer(FrameScorer):
         feed = {name: np.stack([item[i] for item in prepared]) for i, name in enumerate(self.info.inputs)}
         values = self.runner.infer(feed)
         return [{name: float(values[name][row]) for name in self.info.outputs} for row in range(len(prepared))]
-
-    def __enter__(self) -> "EngineScorer":
-        self.runner.activate()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.runner.deactivate()

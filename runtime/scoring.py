@@ -1,4 +1,5 @@
-"""Full-reference scoring: paired video frames -> engine -> per-frame and pooled scores.
+"""Scoring: selected frames (of a distorted video and its reference, or of one video for a
+no-reference engine) -> engine -> per-frame and pooled scores.
 
 Decoding and colour conversion run in a prefetch thread so they overlap with
 inference. Results are shaped like libvmaf's JSON (``frames[].frameNum``,
@@ -8,15 +9,18 @@ written as atomic snapshots while scoring runs.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterator
 
 import vqa_rt
-from vqa_rt.errors import VqaRtError
-from vqa_rt.runtime.frames import paired_frames, prefetch
+from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.runtime.frames import paired_frames, prefetch, single_frames
+from vqa_rt.runtime.model_info import ModelInfo
 from vqa_rt.runtime.pooling import pool
-from vqa_rt.runtime.scorer_factory import check_engine, make_scorer
+from vqa_rt.runtime.sampling import FrameSampling
+from vqa_rt.runtime.scorer_factory import check_engine, make_scorer, takes_reference
 from vqa_rt.runtime.video import VideoReader, open_video
 from vqa_rt.runtime.writers import SnapshotWriter, check_output_paths, render_csv, render_json
 
@@ -25,28 +29,47 @@ ProgressCallback = Callable[[int, "int | None"], None]
 
 @dataclass(frozen=True)
 class VideoInput:
-    """A video to read: a path (``-`` for stdin) and, for raw YUV, its geometry."""
+    """A video to read: a path (``-`` for stdin) and, for raw YUV, its geometry and frame rate."""
 
     path: str
     width: int | None = None
     height: int | None = None
     pix_fmt: str | None = None
+    fps: float | None = None
 
     def open(self) -> VideoReader:
-        return open_video(self.path, self.width, self.height, self.pix_fmt)
+        return open_video(self.path, self.width, self.height, self.pix_fmt, self.fps)
 
 
 @dataclass(frozen=True)
 class ScoreOptions:
-    """How frames are selected and converted before inference."""
+    """How frames are selected and converted before inference.
+
+    At most one of ``frame_stride``, ``sample_fps`` and ``sample_frames`` (see
+    :mod:`.sampling`); with none, the engine's default: every frame, or for NR models
+    1 frame per second.
+    """
 
     matrix: str = "bt709"
     color_range: str | None = None  # None: the Y4M tag if present, else limited
     analysis_size: tuple[int, int] | None = None  # (width, height); None: native
     frame_skip: int = 0
-    frame_stride: int = 1
+    frame_stride: int | None = None
     max_frames: int | None = None
     batch_size: int = 1
+    sample_fps: float | None = None
+    sample_frames: int | None = None
+
+    def sampling(self) -> FrameSampling:
+        return FrameSampling(self.frame_skip, self.frame_stride, self.sample_fps, self.sample_frames, self.max_frames)
+
+    def with_default_sampling(self, info: ModelInfo | None) -> "ScoreOptions":
+        """These options, with the engine's default sampling if none is chosen (every frame unless
+        the model's metadata names another)."""
+        if any(value is not None for value in (self.frame_stride, self.sample_fps, self.sample_frames)):
+            return self
+        default = (info.preprocess.get("sampling") if info is not None else None) or {"frame_stride": 1}
+        return replace(self, **default)
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
@@ -60,19 +83,33 @@ def _batches(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
-def _selected_count(total: int | None, options: ScoreOptions) -> int | None:
-    if total is None:
-        return options.max_frames
-    available = max(0, -(-(total - options.frame_skip) // options.frame_stride))
-    return available if options.max_frames is None else min(available, options.max_frames)
+def _check_reference(engine: str, info: ModelInfo | None, reference: VideoInput | None) -> None:
+    if takes_reference(info) and reference is None:
+        raise InputError(f"{engine}: scores a distorted video against its reference: give the reference (--reference)")
+    if not takes_reference(info) and reference is not None:
+        raise InputError(f"{engine}: is a no-reference ({info.kind}) model and takes no reference video "
+                         "(drop --reference)")
 
 
-def _result_skeleton(model: dict, ref: VideoInput, dist: VideoInput, fmt, options: ScoreOptions) -> dict:
+@contextlib.contextmanager
+def _selected(reference: VideoInput | None, distorted: VideoInput, sampling: FrameSampling):
+    """Open the videos; yield the selected items (frame pairs, or frames of the one video), the
+    videos' formats (reference first) and how many items there will be (None: unknown)."""
+    with contextlib.ExitStack() as stack:
+        readers = [stack.enter_context(video.open()) for video in (reference, distorted) if video is not None]
+        formats = tuple(reader.format for reader in readers)
+        first = readers[0]
+        total = sampling.count_selected(first.frame_count, first.format.fps or readers[-1].format.fps)
+        items = single_frames(first, sampling) if len(readers) == 1 else paired_frames(*readers, sampling)
+        yield items, formats, total
+
+
+def _result_skeleton(model: dict, ref: VideoInput | None, dist: VideoInput, fmt, options: ScoreOptions) -> dict:
     return {
         "version": vqa_rt.__version__,
         "model": model,
         "input": {
-            "reference": ref.path,
+            "reference": None if ref is None else ref.path,
             "distorted": dist.path,
             "width": fmt.width,
             "height": fmt.height,
@@ -99,7 +136,7 @@ def _pool_all(result: dict) -> None:
 
 def score(
     engine: str,
-    reference: VideoInput | str,
+    reference: VideoInput | str | None,
     distorted: VideoInput | str,
     options: ScoreOptions = ScoreOptions(),
     *,
@@ -110,7 +147,8 @@ def score(
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Score a distorted video against its reference with an engine: an FR model file
-    (``.onnx``) or a baseline (``psnr``, ``ssim``, ``ms-ssim``, ``vmaf``).
+    (``.onnx``) or a baseline (``psnr``, ``ssim``, ``ms-ssim``, ``vmaf``); or, with an NR
+    model file and ``reference`` None, score the distorted video alone.
 
     Returns the libvmaf-shaped result dict; ``model.metric`` names the per-frame
     metric that is the engine's score. Every input is validated before any output
@@ -120,16 +158,15 @@ def score(
     reference = VideoInput(reference) if isinstance(reference, str) else reference
     distorted = VideoInput(distorted) if isinstance(distorted, str) else distorted
     info = check_engine(engine)
+    _check_reference(engine, info, reference)
+    options = options.with_default_sampling(info)
     outputs = [(p, r) for p, r in ((output_json, render_json), (output_csv, render_csv)) if p]
     check_output_paths([p for p, _ in outputs])
-    with reference.open() as ref_reader, distorted.open() as dist_reader:
-        pairs = paired_frames(ref_reader, dist_reader, options.frame_skip, options.frame_stride, options.max_frames)
-        formats = (ref_reader.format, dist_reader.format)
-        total = _selected_count(ref_reader.frame_count, options)
+    with _selected(reference, distorted, options.sampling()) as (items, formats, total):
         with make_scorer(engine, info, options, formats, device=device, threads=threads) as scorer:
-            result = _result_skeleton(scorer.describe(), reference, distorted, ref_reader.format, options)
+            result = _result_skeleton(scorer.describe(), reference, distorted, formats[0], options)
             writer = SnapshotWriter(outputs)
-            prepared = prefetch((pair.index, scorer.prepare(pair)) for pair in pairs)
+            prepared = prefetch((item.index, scorer.prepare(item)) for item in items)
             pending: deque[int] = deque()  # frames given to the scorer, not yet scored
             done = 0
             try:

@@ -9,6 +9,7 @@ like :attr:`Frame.index`. Every bad input raises :class:`InputError` naming the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import sys
@@ -140,13 +141,15 @@ class _Y4mReader(VideoReader):
 
 
 def open_video(path: str, width: int | None = None, height: int | None = None,
-               pix_fmt: str | None = None) -> VideoReader:
+               pix_fmt: str | None = None, fps: float | None = None) -> VideoReader:
     """Open raw YUV or Y4M from a path, a FIFO, or stdin (``"-"``).
 
-    Raw input needs ``width`` and ``height`` (``pix_fmt`` defaults to yuv420p); for Y4M
-    they are read from the header and, when given, must agree with it.
+    Raw input needs ``width`` and ``height`` (``pix_fmt`` defaults to yuv420p; ``fps``, the
+    frame rate, is optional); for Y4M they are read from the header and, when given, must
+    agree with it (``fps`` fills in a header without a rate).
     """
     name = _STDIN_NAME if path == STDIN else path
+    rate = None if fps is None else _given_rate(name, fps)
     if pix_fmt is not None and pix_fmt not in PIX_FMTS:
         raise InputError(f"{name}: unsupported pixel format {pix_fmt!r} "
                          f"(supported: {', '.join(PIX_FMTS)})")
@@ -156,10 +159,10 @@ def open_video(path: str, width: int | None = None, height: int | None = None,
         if not head:
             raise InputError(f"{name}: is empty")
         if head == _Y4M_MAGIC:
-            return _open_y4m(stream, name, size, width, height, pix_fmt)
+            return _open_y4m(stream, name, size, width, height, pix_fmt, rate)
         if path.lower().endswith(".y4m"):
             raise InputError(f"{name}: malformed Y4M file: it does not start with 'YUV4MPEG2 '")
-        return _open_raw(stream, name, size, width, height, pix_fmt or "yuv420p", head)
+        return _open_raw(stream, name, size, width, height, pix_fmt or "yuv420p", head, rate)
     except BaseException:
         if path != STDIN:
             stream.close()
@@ -182,12 +185,18 @@ def _open_stream(path: str, name: str) -> tuple[BinaryIO, int | None]:
     return stream, st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
+def _given_rate(name: str, fps: float) -> Fraction:
+    if not fps > 0:
+        raise InputError(f"{name}: frame rate must be positive, got {fps}")
+    return Fraction(fps).limit_denominator(1001)
+
+
 def _open_raw(stream: BinaryIO, name: str, size: int | None, width: int | None,
-              height: int | None, pix_fmt: str, head: bytes) -> VideoReader:
+              height: int | None, pix_fmt: str, head: bytes, fps: Fraction | None) -> VideoReader:
     if width is None or height is None:
         raise InputError(f"{name}: raw YUV input needs width and height (--width, --height)")
     _check_dimensions(name, width, height)
-    fmt = VideoFormat(width, height, _BIT_DEPTHS[pix_fmt], None, None, pix_fmt)
+    fmt = VideoFormat(width, height, _BIT_DEPTHS[pix_fmt], fps, None, pix_fmt)
     count = None
     if size is not None:
         count, rest = divmod(size, fmt.frame_bytes)
@@ -200,13 +209,15 @@ def _open_raw(stream: BinaryIO, name: str, size: int | None, width: int | None,
 
 
 def _open_y4m(stream: BinaryIO, name: str, size: int | None, width: int | None,
-              height: int | None, pix_fmt: str | None) -> VideoReader:
+              height: int | None, pix_fmt: str | None, fps: Fraction | None) -> VideoReader:
     line = stream.readline(_LINE_LIMIT)
     fmt = _parse_y4m_header(line, name)
     for what, given, actual in (("width", width, fmt.width), ("height", height, fmt.height),
-                                ("pixel format", pix_fmt, fmt.pix_fmt)):
-        if given is not None and given != actual:
+                                ("pixel format", pix_fmt, fmt.pix_fmt), ("frame rate", fps, fmt.fps)):
+        if given is not None and actual is not None and given != actual:
             raise InputError(f"{name}: {what} {given} was given but the Y4M header says {actual}")
+    if fmt.fps is None and fps is not None:
+        fmt = dataclasses.replace(fmt, fps=fps)
     count = None
     if size is not None:
         count = _count_y4m_frames(stream, name, fmt, len(_Y4M_MAGIC) + len(line), size)

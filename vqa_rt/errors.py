@@ -26,6 +26,10 @@ class EvaluationError(VqaRtError):
     """Scores cannot be evaluated as asked (too few rows, a mapping that does not fit)."""
 
 
+class EngineBuildError(VqaRtError):
+    """A TensorRT engine cannot be built as asked (a graph the parser rejects, a bad profile, a failed build)."""
+
+
 class ExportValidationError(VqaRtError):
     """The exported model disagrees with its PyTorch reference."""
 

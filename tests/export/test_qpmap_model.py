@@ -24,7 +24,7 @@ def session(qpmap_export):
 
 
 def test_validation_covers_two_sizes_one_not_a_multiple_of_16(qpmap_export):
-    sizes = list(qpmap_export.report.max_rel_error)
+    sizes = [(h, w) for _, h, w in qpmap_export.report.max_rel_error]
     assert sizes == list(SPEC.validation_sizes) and len(sizes) == 2
     assert any(h % 16 or w % 16 for h, w in sizes)
     for errors in qpmap_export.report.max_rel_error.values():

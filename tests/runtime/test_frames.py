@@ -13,6 +13,7 @@ import pytest
 
 from vqa_rt.errors import InputError
 from vqa_rt.runtime.frames import paired_frames, prefetch
+from vqa_rt.runtime.sampling import FrameSampling
 from vqa_rt.runtime.video import open_video
 
 W, H = 8, 4
@@ -45,7 +46,7 @@ def summary(pairs):
 ])
 def test_selection_and_previous_frames(tmp_path, skip, stride, max_frames, indices):
     ref, dist = open_pair(tmp_path, 10, 10)
-    pairs = summary(paired_frames(ref, dist, skip, stride, max_frames))
+    pairs = summary(paired_frames(ref, dist, FrameSampling(skip, stride, max_frames=max_frames)))
     # The previous frame is the true previous source frame, or the frame itself at 0.
     assert pairs == [(i, i, 100 + i, max(i - 1, 0), 100 + max(i - 1, 0)) for i in indices]
 
@@ -77,15 +78,14 @@ def test_frame_count_mismatch(tmp_path):
     assert str(e.value) == ("reference has 30 frames, distorted has 29: they must match "
                             "(or limit frames with --max-frames)")
     with pytest.raises(InputError, match="reference has 30 frames, distorted has 29"):
-        paired_frames(*open_pair(tmp_path, 30, 29), frame_skip=5, frame_stride=2,
-                      max_frames=13)  # needs frame 29
-    pairs = list(paired_frames(*open_pair(tmp_path, 30, 29), 5, 2, max_frames=12))
+        paired_frames(*open_pair(tmp_path, 30, 29), FrameSampling(5, 2, max_frames=13))  # needs frame 29
+    pairs = list(paired_frames(*open_pair(tmp_path, 30, 29), FrameSampling(5, 2, max_frames=12)))
     assert [p.index for p in pairs] == list(range(5, 28, 2))
 
 
 def test_skip_past_the_end(tmp_path):
     with pytest.raises(InputError, match="frame skip 10 leaves no frames"):
-        paired_frames(*open_pair(tmp_path, 10, 10), frame_skip=10)
+        paired_frames(*open_pair(tmp_path, 10, 10), FrameSampling(skip=10))
 
 
 @pytest.mark.parametrize("args,match", [((-1, 1, None), "frame skip must be 0 or more"),
@@ -93,7 +93,7 @@ def test_skip_past_the_end(tmp_path):
                                         ((0, 1, 0), "max frames must be 1 or more")])
 def test_invalid_selection(tmp_path, args, match):
     with pytest.raises(InputError, match=match):
-        paired_frames(*open_pair(tmp_path, 2, 2), *args)
+        paired_frames(*open_pair(tmp_path, 2, 2), FrameSampling(args[0], args[1], max_frames=args[2]))
 
 
 def test_stream_ending_early(tmp_path, monkeypatch):
@@ -113,7 +113,7 @@ def test_stream_of_unknown_length_stops_at_max_frames(tmp_path, monkeypatch):
         buffer=io.BufferedReader(io.BytesIO(clip_bytes(4, 100)))))
     (tmp_path / "ref.yuv").write_bytes(clip_bytes(9))
     pairs = paired_frames(open_video(str(tmp_path / "ref.yuv"), W, H), open_video("-", W, H),
-                          max_frames=3)
+                          FrameSampling(max_frames=3))
     assert [p.index for p in pairs] == [0, 1, 2]
 
 

@@ -1,0 +1,75 @@
+"""``vqa-rt build-engine`` (ONNX -> TensorRT plan) and ``vqa-rt doctor`` (what the GPU path finds here).
+
+Only typer is imported at start-up; ONNX, TensorRT and the probes load when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, Optional
+
+import typer
+
+Precision = Literal["fp32", "fp16", "int8", "fp8"]
+
+
+def _size(text: str, option: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT, got {text!r}", param_hint=option) from None
+    if width <= 0 or height <= 0:
+        raise typer.BadParameter(f"sizes must be positive, got {text!r}", param_hint=option)
+    return width, height
+
+
+def build_engine_command(
+    model: Path = typer.Argument(..., help="Exported ONNX model (from 'vqa-rt export' or 'vqa-rt quantize')."),
+    output: Path = typer.Option(..., "--output", "-o", help="Plan to write (.plan); PLAN.json and "
+                                "PLAN.report.json are written beside it."),
+    precision: Precision = typer.Option(
+        "fp32", help="fp32; fp16 (the graph is converted to FP16, inputs/outputs stay FP32); int8 or fp8 "
+        "(the graph must hold explicit Q/DQ nodes of that type, e.g. from 'vqa-rt quantize')."),
+    min_size: str = typer.Option("640x360", help="Smallest frame WIDTHxHEIGHT the plan accepts."),
+    opt_size: str = typer.Option("1920x1080", help="Frame size TensorRT tunes for."),
+    max_size: str = typer.Option("3840x2160", help="Largest frame size the plan accepts (memory grows with it)."),
+    opt_batch: int = typer.Option(1, help="Batch size TensorRT tunes for."),
+    max_batch: int = typer.Option(4, help="Largest batch the plan accepts (frames per inference call)."),
+    timing_cache: Optional[Path] = typer.Option(
+        None, help="Timing cache file: read if present, written after the build (reuse it across builds)."),
+    workspace: Optional[int] = typer.Option(None, help="Workspace limit in MiB (default: TensorRT's)."),
+    plugin: Optional[Path] = typer.Option(
+        None, help="libvqa_trt_plugin.so (default: $VQA_RT_PLUGIN, then build/kernels/lib)."),
+    builtin_deformconv: bool = typer.Option(
+        False, "--builtin-deformconv", help="Leave DeformConv nodes to TensorRT's own ModulatedDeformConv2d plugin "
+        "instead of vqa-rt's VqaDeformConv2d."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show TensorRT's info messages."),
+):
+    """Build a TensorRT plan from an ONNX model (needs TensorRT and an NVIDIA GPU)."""
+    from vqa_rt.export.trt_build import BuildOptions, ShapeRange, build_engine
+
+    shapes = ShapeRange(_size(min_size, "--min-size"), _size(opt_size, "--opt-size"), _size(max_size, "--max-size"),
+                        1, opt_batch, max_batch)
+    options = BuildOptions(precision=precision, shapes=shapes, workspace_mib=workspace,
+                           timing_cache=str(timing_cache) if timing_cache else None,
+                           plugin=str(plugin) if plugin else None, builtin_deformconv=builtin_deformconv,
+                           verbose=verbose)
+    report = build_engine(str(model), str(output), options)
+    for line in report.summary():
+        typer.echo(line)
+
+
+def doctor_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+):
+    """Report what the GPU path finds here (GPU, CUDA, TensorRT, plugin, kernels, ONNX Runtime) and how each was
+    probed; always exits 0."""
+    from vqa_rt.runtime.doctor import as_dicts, diagnose, format_findings
+
+    findings = diagnose()
+    if as_json:
+        typer.echo(json.dumps(as_dicts(findings), indent=2))
+    else:
+        for line in format_findings(findings):
+            typer.echo(line)

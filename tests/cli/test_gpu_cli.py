@@ -1,0 +1,79 @@
+"""``vqa-rt doctor`` and ``vqa-rt build-engine`` as a user runs them, and a ``.plan``
+engine given to ``score`` where TensorRT is absent: one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import onnx
+import pytest
+
+from vqa_rt.runtime.cuda_probe import probe_driver
+from vqa_rt.runtime.model_info import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata
+
+TENSORRT_IMPORTABLE = importlib.util.find_spec("tensorrt") is not None
+FINDINGS = ("vqa-rt", "GPU", "CUDA driver", "nvidia-smi", "CUDA runtime", "TensorRT", "pycuda", "TensorRT plugin",
+            "kernel library", "ONNX Runtime")
+
+
+def test_doctor_reports_every_probe_and_exits_0(cli):
+    result = cli("doctor")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert [line.split("  [")[0].strip() for line in lines] == list(FINDINGS)
+    assert all("(probed: " in line for line in lines)
+    by_name = {line.split("  [")[0].strip(): line for line in lines}
+    assert "CPUExecutionProvider" in by_name["ONNX Runtime"] and "not a device probe" in by_name["ONNX Runtime"]
+    if not TENSORRT_IMPORTABLE:
+        assert "[missing]  not installed" in by_name["TensorRT"]
+    if not probe_driver().gpus:  # this machine: no driver, so no GPU, said as such
+        assert "[missing]  none (" in by_name["GPU"]
+
+
+def test_doctor_json(cli):
+    result = cli("doctor", "--json")
+    assert result.returncode == 0
+    findings = json.loads(result.stdout)
+    assert [f["name"] for f in findings] == list(FINDINGS)
+    assert all(set(f) == {"name", "status", "value", "probe"} for f in findings)
+    assert {f["status"] for f in findings} <= {"ok", "missing", "info"}
+
+
+@pytest.mark.skipif(TENSORRT_IMPORTABLE, reason="TensorRT is importable here")
+def test_build_engine_without_tensorrt_is_one_line_and_exit_2(cli, fr_export, tmp_path):
+    result = cli("build-engine", fr_export.path, "--output", tmp_path / "fr.plan", "--precision", "fp16",
+                 "--timing-cache", tmp_path / "cache.bin")
+    assert result.returncode == 2
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vqa-rt: error: TensorRT is not available")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_engine_rejects_bad_requests_before_tensorrt(cli, fr_export, tmp_path):
+    cases = [
+        (["--precision", "int8"], "needs an explicitly quantized graph"),
+        (["--min-size", "32x32"], "minimum height 32 is below the model's minimum frame size of 64"),
+        (["--opt-batch", "8"], "batch range must satisfy 1 <= min <= opt <= max"),
+    ]
+    for options, message in cases:
+        result = cli("build-engine", fr_export.path, "-o", tmp_path / "fr.plan", *options)
+        assert result.returncode == 2 and message in result.stderr.decode(), result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(TENSORRT_IMPORTABLE, reason="TensorRT is importable here")
+def test_scoring_with_a_plan_without_tensorrt_is_one_line_and_exit_2(cli, fr_export, clip, tmp_path):
+    # The .plan holds placeholder bytes, not an engine: TensorRT is looked for before they are read.
+    plan = tmp_path / "fr.plan"
+    plan.write_bytes(b"placeholder bytes, not a TensorRT engine")
+    metadata = onnx_metadata(onnx.load(fr_export.path, load_external_data=False))
+    (tmp_path / "fr.plan.json").write_text(json.dumps(
+        {"format": PLAN_FORMAT, "format_version": PLAN_FORMAT_VERSION, "metadata": metadata, "plugins": []}))
+    out = tmp_path / "scores.json"
+    result = cli("score", "--engine", plan, "-r", clip.ref, "-d", clip.dist, "-w", clip.width, "-h", clip.height,
+                 "-o", out)
+    assert result.returncode == 2
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vqa-rt: error: TensorRT is not available"), lines
+    assert not out.exists()
