@@ -25,7 +25,7 @@ demo: $(VENV)/.installed-export
 	@echo "per-frame results: $(DEMO)/scores.json, $(DEMO)/scores.csv"
 
 ## test: install test dependencies and run the whole suite
-test: $(VENV)/.installed-export+test+eval
+test: $(VENV)/.installed-export+test+eval+nr
 	$(BIN)/python -m pytest
 
 ## bench: FR throughput and baseline metric throughput benchmarks (write benchmarks/results/)

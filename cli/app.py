@@ -236,6 +236,10 @@ from vqa_rt.cli.evaluate import evaluate  # noqa: E402
 app.command("score-batch")(score_batch)
 app.command("eval")(evaluate)
 
+from vqa_rt.cli.quantize import quantize_command  # noqa: E402
+
+app.command("quantize")(quantize_command)
+
 from vqa_rt.cli.gpu import build_engine_command, doctor_command  # noqa: E402
 
 app.command("build-engine")(build_engine_command)

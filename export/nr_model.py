@@ -13,7 +13,6 @@ The prompt's text embeddings are constants of the model. Outputs: the score
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -30,7 +29,8 @@ QALIGN_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 RESIZE_MODES = ("pad", "crop", "stretch")
-LEVEL_HEAD_GAIN = 4.0  # random init only: spreads untrained level logits so scores use the scale
+INIT_STD = 0.02  # random init: transformers' default initializer_range
+LEVEL_HEAD_GAIN = 4.0  # random init: spreads untrained level logits so that scores use the scale
 
 
 @dataclass(frozen=True)
@@ -175,22 +175,23 @@ class NRScorer(nn.Module):
 def build_untrained(config: NRConfig) -> NRScorer:
     """The scorer with seeded random weights (from torch's RNG), made so that scores vary with the image.
 
-    LeCun-normal weights (std 1/sqrt(fan_in)) and unit-normal embeddings keep activations at
-    unit scale through the layers; the prompt's rows are drawn from one embedding table (a
-    repeated token repeats its row). The level rows are then made orthogonal to the last
-    hidden state of a flat frame of the mean colour (an all-zero input), which the untrained
-    model so rates at the middle of the scale (uniform level probabilities), and scaled by
-    :data:`LEVEL_HEAD_GAIN`: other frames' scores spread with how their hidden states differ.
+    Every weight and embedding (patches, positions, the prompt's rows, which come from one
+    embedding table so that a repeated token repeats its row) is drawn from N(0, 0.02^2), as
+    ``transformers`` initialises LLaVA models (``initializer_range``); norms are 1 and biases 0.
+    The level rows are then made orthogonal to the last hidden state of a flat frame of the
+    mean colour (an all-zero input), which the untrained model so rates at the middle of the
+    scale (uniform level probabilities), and scaled by :data:`LEVEL_HEAD_GAIN`, so that other
+    frames' scores spread with how their hidden states differ from it.
     """
     model = NRScorer(config)
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)):
-            nn.init.normal_(module.weight, std=1.0 / math.sqrt(module.weight[0].numel()))
+            nn.init.normal_(module.weight, std=INIT_STD)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-    nn.init.normal_(model.vision.embeddings.class_embedding)
-    nn.init.normal_(model.vision.embeddings.position_embedding.weight)
-    table = torch.randn(max((*config.prefix_ids, *config.suffix_ids, 0)) + 1, config.text_hidden)
+    nn.init.normal_(model.vision.embeddings.class_embedding, std=INIT_STD)
+    nn.init.normal_(model.vision.embeddings.position_embedding.weight, std=INIT_STD)
+    table = INIT_STD * torch.randn(max((*config.prefix_ids, *config.suffix_ids, 0)) + 1, config.text_hidden)
     with torch.no_grad():
         model.prompt_prefix.copy_(table[list(config.prefix_ids)])
         model.prompt_suffix.copy_(table[list(config.suffix_ids)])
@@ -247,6 +248,7 @@ SPEC = ModelSpec(
     presets=PRESETS,
     input_size=lambda config: (config.image_size, config.image_size),
     validation_batches=(1, 3),
+    row_relative_outputs=("level_logits",),
     config_metadata=_config_metadata,
     load_directory=lambda path, config: importlib.import_module("vqa_rt.export.hf_llava").load_llava(path, config),
 )

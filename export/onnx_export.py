@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import os
-import warnings
 
-import onnx
 import torch
 
 import vqa_rt
 from vqa_rt.export.checkpoint import LoadedModel
 from vqa_rt.export.deform_conv import ONNX_TRANSLATIONS
+from vqa_rt.export.onnx_files import external_data, save_onnx
+from vqa_rt.export.quiet import quiet
 from vqa_rt.export.spec import ModelSpec
 from vqa_rt.export.validate import ValidationReport, validate_onnx
 
@@ -52,22 +49,6 @@ def _dynamic_shapes(spec: ModelSpec) -> dict[str, dict[int, torch.export.Dim]]:
     return {name: {axis: dims[dim] for axis, dim in axes.items()} for name, axes in spec.dynamic_axes.items()}
 
 
-@contextlib.contextmanager
-def _quiet_exporter():
-    """Silence the exporter's progress prints and warnings (errors still raise)."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-
-
 def export_onnx(
     spec: ModelSpec,
     loaded: LoadedModel,
@@ -85,7 +66,7 @@ def export_onnx(
     _, height, width = spec.validation_cases(loaded.config)[0]
     example = spec.example_inputs(loaded.config, EXPORT_BATCH, height, width)
     tmp = f"{output}.partial"
-    with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
+    with quiet("torch.onnx", "torch.export", "torch._dynamo"), torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(
             loaded.model,
             example,
@@ -101,8 +82,7 @@ def export_onnx(
     for key, value in build_metadata(spec, loaded).items():
         model_proto.metadata_props.add(key=key, value=value)
     model_proto.producer_name, model_proto.producer_version = "vqa-rt", vqa_rt.__version__
-    large = model_proto.ByteSize() > 1_900_000_000  # protobuf's 2 GB limit
-    onnx.save_model(model_proto, tmp, save_as_external_data=large, location=f"{os.path.basename(output)}.data")
+    save_onnx(model_proto, tmp, data_name=os.path.basename(external_data(output)))
     os.replace(tmp, output)
     if not validate:
         return None

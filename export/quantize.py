@@ -2,22 +2,23 @@
 
 Modes:
 
-- ``int8``: explicit Q/DQ (``QuantizeLinear``/``DequantizeLinear``) around the inputs of
-  every linear layer (``MatMul`` with a constant weight, ``Gemm``) and convolution:
-  symmetric signed int8 (zero point 0), weights per output channel, activation ranges
-  from MinMax calibration. That is what TensorRT (11 and later: precision comes from the
-  graph) builds int8 kernels from; ONNX Runtime's CPU provider fuses the same pattern.
-  Attention's activation-by-activation products, norms and softmax stay float.
+- ``int8``: explicit Q/DQ (``QuantizeLinear``/``DequantizeLinear``) on the inputs of the
+  linear layers and convolutions that :func:`quantized_nodes` picks: symmetric signed
+  int8 (zero point 0), weights per output channel, activation ranges from the 99.99th
+  percentile of |values| over the calibration frames. That is what TensorRT (11 and
+  later: precision comes from the graph) builds int8 kernels from; ONNX Runtime's CPU
+  provider runs it with int8 kernels too (see ``runtime/backends/unsigned_qdq.py``).
 - ``fp8``: the same Q/DQ placement with FLOAT8E4M3FN, per-tensor scales (Distribution
-  calibration), for GPUs with FP8 tensor cores.
+  calibration), for GPUs with FP8 tensor cores. ONNX Runtime's CPU provider cannot run
+  it: the graph is written and the report says so.
 - ``int8-weight-only`` / ``int4-weight-only``: ONNX Runtime's ``MatMulNBits`` (weights
-  in blocks of 32 with a scale each, symmetric), which its CPU provider runs with
-  int8 arithmetic on the activations (accuracy level 4); no calibration needed.
-  An ONNX Runtime contrib op: for the CPU, not for TensorRT.
+  in blocks of 32 with a scale each, symmetric, int8 arithmetic on the activations:
+  accuracy level 4); no calibration. An ONNX Runtime contrib op: files 4x / 8x smaller
+  in their linear weights, for ONNX Runtime, not for TensorRT.
 
-The quantized file keeps the source's ``vqa_rt.*`` metadata and adds
-``vqa_rt.quantization`` (mode, formats, calibration, fidelity report), so it scores
-like the source (``vqa-rt score --engine model.q.onnx``).
+Q/DQ graphs are written at opset 20 (see :data:`QDQ_OPSET`). The quantized file keeps
+the source's ``vqa_rt.*`` metadata and adds ``vqa_rt.quantization`` (mode, calibration,
+fidelity report), so it scores like the source (``vqa-rt score --engine model.q.onnx``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import onnx
 
 from vqa_rt.errors import InputError, ModelError
 from vqa_rt.export.fidelity import FidelityReport, compare_models
+from vqa_rt.export.onnx_files import EXTERNAL_DATA_ABOVE, external_data, save_onnx
+from vqa_rt.export.quiet import quiet
 from vqa_rt.runtime.model_info import read_model_info
 from vqa_rt.runtime.nr_scorer import frame_inputs
 from vqa_rt.runtime.writers import check_output_paths
@@ -41,8 +44,8 @@ MIN_CALIBRATION_FRAMES = 16
 # Q/DQ graphs are written at opset 20: ONNX Runtime (up to 1.31 at least) fails to load int8 graphs
 # with QuantizeLinear-21 once its QDQ optimisers run (onnxruntime issue 25526).
 QDQ_OPSET = 20
+CALIBRATION_PERCENTILE = 99.99  # int8 activation ranges clip the rarest 0.01 % of |values|
 WEIGHT_BLOCK = 32
-_LARGE = 1_900_000_000  # bytes: protobuf's 2 GB limit, with a margin
 
 
 @dataclass(frozen=True)
@@ -81,17 +84,65 @@ class _Frames:
 
 
 def _at_qdq_opset(source: str) -> onnx.ModelProto:
+    """The model at :data:`QDQ_OPSET` or below, with shapes inferred afresh."""
     from onnx import version_converter
 
     model = onnx.load(source)
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    if opset <= QDQ_OPSET:
-        return model
-    try:
-        return version_converter.convert_version(model, QDQ_OPSET)
-    except Exception as exc:  # the converter raises for ops it cannot adapt
-        raise ModelError(f"{source}: cannot convert opset {opset} to {QDQ_OPSET} for Q/DQ quantization "
-                         f"({str(exc).splitlines()[0]}); export with --opset {QDQ_OPSET}") from None
+    if opset > QDQ_OPSET:
+        try:
+            model = version_converter.convert_version(model, QDQ_OPSET)
+        except Exception as exc:  # the converter raises for ops it cannot adapt
+            raise ModelError(f"{source}: cannot convert opset {opset} to {QDQ_OPSET} for Q/DQ quantization "
+                             f"({str(exc).splitlines()[0]}); export with --opset {QDQ_OPSET}") from None
+    del model.graph.value_info[:]
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def quantized_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes whose inputs get Q/DQ: convolutions and linear layers (``MatMul``/``Gemm`` with
+    a constant weight), except those that
+
+    - read the model's input (the patch embedding of raw pixels, the first layer),
+    - see a single row (the NR model's last position: its last decoder layer and the level
+      head), which cost next to nothing and feed the score directly,
+    - read the product of two other linear layers' outputs (a gated MLP's down projection,
+      whose heavy-tailed input is what per-tensor int8 scales handle worst).
+
+    Activation-by-activation products (attention) stay float too.
+    """
+    graph = model.graph
+    constants = {tensor.name for tensor in graph.initializer}
+    inputs = {value.name for value in graph.input}
+    producers = {name: node for node in graph.node for name in node.output}
+    shapes = {v.name: v.type.tensor_type.shape.dim for v in (*graph.value_info, *graph.input)}
+
+    def linear(node) -> bool:
+        return node.op_type in ("MatMul", "Gemm", "Conv") and len(node.input) > 1 and node.input[1] in constants
+
+    def single_row(name: str) -> bool:
+        dims = shapes.get(name)
+        return dims is not None and (len(dims) < 3 or (dims[-2].HasField("dim_value") and dims[-2].dim_value == 1))
+
+    def sources(name: str, depth: int = 6) -> frozenset[str]:
+        """The linear layers a tensor is computed from, looking back a few elementwise steps."""
+        node = producers.get(name)
+        if node is None or depth == 0:
+            return frozenset()
+        if linear(node):
+            return frozenset([node.name])
+        return frozenset().union(*(sources(i, depth - 1) for i in node.input if i not in constants))
+
+    def gated(name: str) -> bool:
+        node = producers.get(name)
+        if node is None or node.op_type != "Mul" or any(i in constants for i in node.input):
+            return False
+        first, second = (sources(i) for i in node.input)
+        return bool(first) and bool(second) and first.isdisjoint(second)
+
+    return [node.name for node in graph.node
+            if linear(node) and node.input[0] not in inputs
+            and not (node.op_type != "Conv" and single_row(node.input[0])) and not gated(node.input[0])]
 
 
 def _static(source: str, output: str, mode: str, input_name: str, frames: np.ndarray, large: bool) -> None:
@@ -99,13 +150,15 @@ def _static(source: str, output: str, mode: str, input_name: str, frames: np.nda
 
     fp8 = mode == "fp8"
     qtype = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8
+    model = _at_qdq_opset(source)
     quantize_static(
-        _at_qdq_opset(source), output, _Frames(input_name, frames), quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["MatMul", "Gemm", "Conv"], per_channel=not fp8,
-        activation_type=qtype, weight_type=qtype, use_external_data_format=large,
-        calibrate_method=CalibrationMethod.Distribution if fp8 else CalibrationMethod.MinMax,
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "MatMulConstBOnly": True,
-                       "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
+        model, output, _Frames(input_name, frames), quant_format=QuantFormat.QDQ,
+        nodes_to_quantize=quantized_nodes(model), op_types_to_quantize=["MatMul", "Gemm", "Conv"],
+        per_channel=not fp8, activation_type=qtype, weight_type=qtype, use_external_data_format=large,
+        calibrate_method=CalibrationMethod.Distribution if fp8 else CalibrationMethod.Percentile,
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibTensorRangeSymmetric": True,
+                       "CalibPercentile": CALIBRATION_PERCENTILE, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                       "OpTypesToExcludeOutputQuantization": ["MatMul", "Gemm", "Conv"]},
     )
 
 
@@ -120,11 +173,18 @@ def _weight_only(source: str, output: str, bits: int, large: bool) -> None:
 
 def quantize_onnx(source: str, output: str, mode: str, input_name: str, frames: np.ndarray | None) -> None:
     """Write ``source`` quantized in ``mode`` to ``output`` (calibrated on ``frames`` where the mode needs it)."""
-    large = os.path.getsize(source) > _LARGE or os.path.exists(f"{source}.data")
-    if MODES[mode].calibrated:
-        _static(source, output, mode, input_name, frames, large)
-    else:
-        _weight_only(source, output, 8 if mode == "int8-weight-only" else 4, large)
+    import onnxruntime as ort
+
+    large = os.path.getsize(source) > EXTERNAL_DATA_ABOVE or os.path.exists(external_data(source))
+    ort.set_default_logger_severity(3)  # calibration sessions warn about unused initializers
+    try:
+        with quiet("", "onnxruntime.quantization.matmul_nbits_quantizer"):
+            if MODES[mode].calibrated:
+                _static(source, output, mode, input_name, frames, large)
+            else:
+                _weight_only(source, output, 8 if mode == "int8-weight-only" else 4, large)
+    finally:
+        ort.set_default_logger_severity(2)
 
 
 def _finish(quantized: str, source: str, output: str, record: dict[str, Any]) -> None:
@@ -134,8 +194,7 @@ def _finish(quantized: str, source: str, output: str, record: dict[str, Any]) ->
     del model.metadata_props[:]
     for key, value in {**source_meta, "vqa_rt.quantization": json.dumps(record)}.items():
         model.metadata_props.add(key=key, value=value)
-    large = model.ByteSize() > _LARGE
-    onnx.save_model(model, output, save_as_external_data=large, location=f"{os.path.basename(output)}.data")
+    save_onnx(model, output)
 
 
 def quantize_model(model: str, output: str, mode: str, calibration, options=None, *, evaluation=None,
@@ -175,7 +234,7 @@ def quantize_model(model: str, output: str, mode: str, calibration, options=None
                   "fidelity": report.as_dict()}
         _finish(partial, model, output, record)
     finally:
-        for leftover in (partial, f"{partial}.data"):
+        for leftover in (partial, external_data(partial)):
             if os.path.exists(leftover):
                 os.remove(leftover)
     return report

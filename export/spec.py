@@ -33,6 +33,7 @@ class ModelSpec:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # named configs (``--config tiny``)
     input_size: Callable[[Any], tuple[int, int]] | None = None  # (height, width) of a fixed-size input
     validation_batches: tuple[int, ...] = (2,)
+    row_relative_outputs: tuple[str, ...] = ()  # outputs validated relative to each row's largest value
     # Metadata entries that depend on the config; they replace the generic ones of the same name.
     config_metadata: Callable[[Any], dict[str, Any]] | None = None
     # Loads a checkpoint directory (path, config or None) -> LoadedModel, for kinds whose checkpoints are folders.

@@ -35,9 +35,14 @@ class ValidationReport:
         return f"max relative error (tolerance {self.rtol:.0e}) for " + "; ".join(parts)
 
 
-def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    """max |actual - expected| / max(|expected|, tiny), elementwise."""
-    denominator = np.maximum(np.abs(expected), np.finfo(np.float32).tiny)
+def relative_error(actual: np.ndarray, expected: np.ndarray, per_row: bool = False) -> float:
+    """max |actual - expected| / max(|expected|, tiny), elementwise; with ``per_row`` the denominator
+    is the largest |expected| of each row (last axis), for outputs such as logits where a value
+    near zero makes an elementwise ratio meaningless."""
+    magnitude = np.abs(expected)
+    if per_row:
+        magnitude = np.broadcast_to(magnitude.max(axis=-1, keepdims=True), magnitude.shape)
+    denominator = np.maximum(magnitude, np.finfo(np.float32).tiny)
     return float(np.max(np.abs(actual.astype(np.float64) - expected) / denominator))
 
 
@@ -86,7 +91,7 @@ def validate_onnx(spec: ModelSpec, loaded: LoadedModel, path: str, seed: int = 1
                         f"{path}: output {name!r} for batch {batch} at {height}x{width} has shape {got.shape}, "
                         f"PyTorch {want.shape}"
                     )
-                errors[name] = relative_error(got, want)
+                errors[name] = relative_error(got, want, per_row=name in spec.row_relative_outputs)
                 if errors[name] > spec.rtol:
                     raise OutputValuesMismatch(
                         f"{path}: output {name!r} for batch {batch} at {height}x{width} differs from PyTorch: "

@@ -124,7 +124,8 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+        # Divided by the square root, the pattern ONNX Runtime fuses into SimplifiedLayerNormalization.
+        return self.weight * (x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
 
 
 def rotary_tables(length: int, head_dim: int, theta: float) -> tuple[Tensor, Tensor]:

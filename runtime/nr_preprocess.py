@@ -37,8 +37,11 @@ class NRPreprocessor:
         """(width, height) the frame is resized to before it is padded or cropped to the square."""
         if self.mode == "stretch":
             return self.size, self.size
-        scale = self.size / (max(width, height) if self.mode == "pad" else min(width, height))
-        return max(1, round(width * scale)), max(1, round(height * scale))
+        if self.mode == "pad":
+            scale = self.size / max(width, height)
+            return max(1, round(width * scale)), max(1, round(height * scale))
+        scale = self.size / min(width, height)  # the long side rounds down, as Hugging Face's processors do
+        return max(self.size, int(width * scale)), max(self.size, int(height * scale))
 
     def __call__(self, frame: Frame) -> np.ndarray:
         height, width = frame.y.shape

@@ -73,6 +73,7 @@ class ModelScorer(FrameScorer):
             "score_scale": self.info.score_scale,
             "exported_by": self.info.metadata.get("version"),
             "config": self.info.metadata.get("config"),
+            "quantization": (self.info.metadata.get("quantization") or {}).get("mode"),
         }
 
     def __enter__(self) -> "ModelScorer":

@@ -1,4 +1,5 @@
-"""Shared fixtures: one exported FR and QP-map model per session, test clips, the CLI, ffmpeg."""
+"""Shared fixtures: one exported FR, QP-map and (tiny) NR model per session, a tiny Hugging Face
+LLaVA checkpoint, test clips, the CLI, ffmpeg."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ class Exported:
     report: object  # vqa_rt.export.validate.ValidationReport
 
 
-def _export_seeded(kind: str, tmp_path_factory) -> Exported:
+def _export_seeded(kind: str, tmp_path_factory, preset: str | None = None) -> Exported:
     from vqa_rt.export.checkpoint import random_init
     from vqa_rt.export.onnx_export import export_onnx
     from vqa_rt.export.spec import get_spec
 
     spec = get_spec(kind)
-    loaded = random_init(spec, seed=0)
+    loaded = random_init(spec, seed=0, config=spec.config_from_preset(preset) if preset else None)
     path = str(tmp_path_factory.mktemp(kind) / f"{kind}.onnx")
     return Exported(path, loaded, export_onnx(spec, loaded, path))
 
@@ -39,6 +40,78 @@ def fr_export(tmp_path_factory) -> Exported:
 def qpmap_export(tmp_path_factory) -> Exported:
     """The default QP-map model with seeded (untrained) weights, exported and validated once."""
     return _export_seeded("qpmap", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def nr_export(tmp_path_factory) -> Exported:
+    """The ``tiny`` NR model with seeded (untrained) weights, exported and validated once."""
+    return _export_seeded("nr", tmp_path_factory, preset="tiny")
+
+
+@dataclass
+class LlavaCheckpoint:
+    path: str
+    model: object  # transformers.LlavaForConditionalGeneration, with the saved weights
+    tokenizer: object  # transformers.PreTrainedTokenizerFast
+    image_token_id: int
+    image_tokens: int
+
+
+def make_llava_checkpoint(directory, text_model: str = "llama", extra_words: tuple[str, ...] = (),
+                          levels: tuple[str, ...] | None = None) -> LlavaCheckpoint:
+    """A tiny LLaVA checkpoint directory written by ``transformers`` itself: random weights (seeded),
+    a byte-pair tokenizer trained on the Q-Align prompt and ``levels`` (level words it has never
+    seen become several tokens), a LLaVA-1.5 image processor config (pad to square, CLIP mean/std)."""
+    import json
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
+                              MistralConfig, PreTrainedTokenizerFast)
+
+    from vqa_rt.export.nr_model import CLIP_MEAN, CLIP_STD, QALIGN_LEVELS, QALIGN_PROMPT
+
+    levels = QALIGN_LEVELS if levels is None else levels
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    corpus = [QALIGN_PROMPT.replace("<image>", "")] * 20 + [f"The quality is {w}" for w in (*levels, *extra_words)] * 20
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<image>"], show_progress=False))
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    fast.save_pretrained(str(directory))
+    image_token_id = tokenizer.token_to_id("<image>")
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                              image_size=32, patch_size=8)
+    text_cls = {"llama": LlamaConfig, "mistral": MistralConfig}[text_model]
+    text = text_cls(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, vocab_size=tokenizer.get_vocab_size(), bos_token_id=1, eos_token_id=2)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id, image_seq_length=16)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LlavaForConditionalGeneration(config).eval()
+    model.save_pretrained(str(directory))
+    processor = {"image_processor_type": "LlavaImageProcessor", "do_pad": True, "do_resize": True,
+                 "size": {"shortest_edge": 32}, "do_center_crop": True, "crop_size": {"height": 32, "width": 32},
+                 "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+                 "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD)}
+    (directory / "preprocessor_config.json").write_text(json.dumps(processor))
+    return LlavaCheckpoint(str(directory), model, fast, image_token_id, (32 // 8) ** 2)
+
+
+@pytest.fixture(scope="session")
+def llava_checkpoint(tmp_path_factory) -> LlavaCheckpoint:
+    """A tiny saved Hugging Face LLaVA checkpoint (CLIP vision tower, Llama decoder), random weights."""
+    pytest.importorskip("transformers")
+    return make_llava_checkpoint(tmp_path_factory.mktemp("llava"))
+
+
+@pytest.fixture(scope="session")
+def llava_factory(tmp_path_factory):
+    """Make further tiny LLaVA checkpoints: ``make(text_model=..., extra_words=..., levels=...)``."""
+    pytest.importorskip("transformers")
+    return lambda **kwargs: make_llava_checkpoint(tmp_path_factory.mktemp("llava"), **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import onnxruntime as ort
 
 from vqa_rt.errors import BackendUnavailableError, ModelError
 from vqa_rt.runtime.backends.base import Runner, TensorInfo
+from vqa_rt.runtime.backends.unsigned_qdq import cpu_model
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -30,7 +31,8 @@ class OnnxRuntimeRunner(Runner):
     """Runs an ONNX file with ONNX Runtime.
 
     ``device`` is ``"cpu"`` or ``"cuda"``; ``threads`` sets intra-op threads (0:
-    ONNX Runtime's default, one per physical core).
+    ONNX Runtime's default, one per physical core). On the CPU, int8 Q/DQ activations
+    run as their exact unsigned equivalent (see :mod:`.unsigned_qdq`).
     """
 
     def __init__(self, path: str, device: str = "cpu", threads: int = 0, optimize: bool = True):
@@ -53,7 +55,8 @@ class OnnxRuntimeRunner(Runner):
         if not self.optimize:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            self._session = ort.InferenceSession(self.path, options, providers=[PROVIDERS[self.device]])
+            model = cpu_model(self.path) if self.device == "cpu" else self.path
+            self._session = ort.InferenceSession(model, options, providers=[PROVIDERS[self.device]])
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise ModelError(f"{self.path}: ONNX Runtime cannot load this model: {str(exc).splitlines()[0]}") from None
         self._inputs = [_info(arg) for arg in self._session.get_inputs()]

@@ -1,0 +1,22 @@
+"""Writing ONNX files: one file, or the graph plus an external data file above protobuf's 2 GB limit."""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+
+EXTERNAL_DATA_ABOVE = 1_900_000_000  # bytes of serialised model (protobuf's 2 GB limit, with a margin)
+
+
+def save_onnx(model: onnx.ModelProto, path: str, data_name: str | None = None) -> None:
+    """Save ``model`` to ``path``; a model larger than :data:`EXTERNAL_DATA_ABOVE` keeps its tensors in
+    ``data_name`` (default: the file's name + ``.data``) beside it."""
+    large = model.ByteSize() > EXTERNAL_DATA_ABOVE
+    onnx.save_model(model, path, save_as_external_data=large,
+                    location=data_name or f"{os.path.basename(path)}.data")
+
+
+def external_data(path: str) -> str:
+    """Where :func:`save_onnx` puts the tensors of a large model saved as ``path``."""
+    return f"{path}.data"
