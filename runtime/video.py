@@ -1,4 +1,5 @@
-"""Streaming readers for YUV 4:2:0 video: raw planar files, Y4M, FIFOs and stdin.
+"""Streaming readers for YUV 4:2:0 video: raw planar files, Y4M, FIFOs and stdin, and
+containers or compressed streams decoded through ffmpeg (:mod:`.decode`).
 
 Memory is constant whatever the length: each frame is read into its own buffer and
 nothing is kept between frames. Y4M is recognised by its ``YUV4MPEG2`` magic, not by
@@ -142,11 +143,12 @@ class _Y4mReader(VideoReader):
 
 def open_video(path: str, width: int | None = None, height: int | None = None,
                pix_fmt: str | None = None, fps: float | None = None) -> VideoReader:
-    """Open raw YUV or Y4M from a path, a FIFO, or stdin (``"-"``).
+    """Open raw YUV or Y4M from a path, a FIFO, or stdin (``"-"``), or a container or
+    compressed stream file (MP4, MKV, IVF, raw HEVC, …; see :mod:`.decode`) through ffmpeg.
 
     Raw input needs ``width`` and ``height`` (``pix_fmt`` defaults to yuv420p; ``fps``, the
-    frame rate, is optional); for Y4M they are read from the header and, when given, must
-    agree with it (``fps`` fills in a header without a rate).
+    frame rate, is optional); for Y4M and decoded files they are read from the header or
+    stream and, when given, must agree with it (``fps`` fills in a header without a rate).
     """
     name = _STDIN_NAME if path == STDIN else path
     rate = None if fps is None else _given_rate(name, fps)
@@ -160,6 +162,12 @@ def open_video(path: str, width: int | None = None, height: int | None = None,
             raise InputError(f"{name}: is empty")
         if head == _Y4M_MAGIC:
             return _open_y4m(stream, name, size, width, height, pix_fmt, rate)
+        if size is not None:
+            from .decode import is_compressed, open_decoded  # it imports this module
+
+            if is_compressed(path, head):
+                stream.close()
+                return open_decoded(path, width, height, pix_fmt, rate)
         if path.lower().endswith(".y4m"):
             raise InputError(f"{name}: malformed Y4M file: it does not start with 'YUV4MPEG2 '")
         return _open_raw(stream, name, size, width, height, pix_fmt or "yuv420p", head, rate)
@@ -210,20 +218,29 @@ def _open_raw(stream: BinaryIO, name: str, size: int | None, width: int | None,
 
 def _open_y4m(stream: BinaryIO, name: str, size: int | None, width: int | None,
               height: int | None, pix_fmt: str | None, fps: Fraction | None) -> VideoReader:
+    fmt, header_bytes = _read_y4m_header(stream, name, width, height, pix_fmt, fps)
+    count = None
+    if size is not None:
+        count = _count_y4m_frames(stream, name, fmt, header_bytes, size)
+        if count == 0:
+            raise InputError(f"{name}: has no frames")
+    return _Y4mReader(stream, name, fmt, count)
+
+
+def _read_y4m_header(stream: BinaryIO, name: str, width: int | None, height: int | None,
+                     pix_fmt: str | None, fps: Fraction | None,
+                     source: str = "the Y4M header") -> tuple[VideoFormat, int]:
+    """The format in the stream header after the magic, with ``fps`` filling in a missing
+    rate, and the header's length with its magic; given values must agree with ``source``."""
     line = stream.readline(_LINE_LIMIT)
     fmt = _parse_y4m_header(line, name)
     for what, given, actual in (("width", width, fmt.width), ("height", height, fmt.height),
                                 ("pixel format", pix_fmt, fmt.pix_fmt), ("frame rate", fps, fmt.fps)):
         if given is not None and actual is not None and given != actual:
-            raise InputError(f"{name}: {what} {given} was given but the Y4M header says {actual}")
+            raise InputError(f"{name}: {what} {given} was given but {source} says {actual}")
     if fmt.fps is None and fps is not None:
         fmt = dataclasses.replace(fmt, fps=fps)
-    count = None
-    if size is not None:
-        count = _count_y4m_frames(stream, name, fmt, len(_Y4M_MAGIC) + len(line), size)
-        if count == 0:
-            raise InputError(f"{name}: has no frames")
-    return _Y4mReader(stream, name, fmt, count)
+    return fmt, len(_Y4M_MAGIC) + len(line)
 
 
 def _parse_y4m_header(line: bytes, name: str) -> VideoFormat:
