@@ -3,6 +3,7 @@ prefetch of any iterable."""
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from dataclasses import dataclass
@@ -34,70 +35,83 @@ def paired_frames(ref: VideoReader, dist: VideoReader,
     checked before anything is read; streams of unknown length must end together. Every
     frame is read (streams cannot seek), so unselected frames cost I/O but no conversion.
     """
+    total = check_pair(ref, dist, sampling)
+    wanted = sampling.indices(total, ref.format.fps or dist.format.fps)
+    steps = select(frames_in_step({"reference": ref, "distorted": dist}), wanted, sampling.skip)
+    return (FramePair(step.index, step.frames["reference"], step.frames["distorted"],
+                      step.previous["reference"], step.previous["distorted"]) for step in steps)
+
+
+def single_frames(reader: VideoReader, sampling: FrameSampling = FrameSampling()) -> Iterator[Frame]:
+    """The source frames of one video that ``sampling`` selects."""
+    check_single(reader, sampling)
+    wanted = sampling.indices(reader.frame_count, reader.format.fps)
+    return (step.frames["video"] for step in select(frames_in_step({"video": reader}), wanted, sampling.skip))
+
+
+def check_pair(ref: VideoReader, dist: VideoReader, sampling: FrameSampling) -> int | None:
+    """Check that a reference and a distorted video can be paired as ``sampling`` reads them;
+    the number of frames both have (None while a stream's length is unknown)."""
     rf, df = ref.format, dist.format
     if (rf.width, rf.height) != (df.width, df.height):
         raise InputError(f"reference {ref.name} is {rf.width}x{rf.height} but distorted "
                          f"{dist.name} is {df.width}x{df.height}: resolutions must match")
     counts = (ref.frame_count, dist.frame_count)
-    fps = rf.fps or df.fps
-    total = None if None in counts else min(counts)
-    if total is not None:
-        _check_counts(*counts, sampling, fps)
-    return _pairs(ref, dist, sampling.indices(total, fps), sampling.skip)
-
-
-def single_frames(reader: VideoReader, sampling: FrameSampling = FrameSampling()) -> Iterator[Frame]:
-    """The source frames of one video that ``sampling`` selects."""
-    total = reader.frame_count
-    if total is not None and sampling.skip >= total:
-        raise InputError(f"frame skip {sampling.skip} leaves no frames (the video has {total})")
-    return _singles(reader, sampling.indices(total, reader.format.fps), sampling.skip)
-
-
-def _check_counts(ref_count: int, dist_count: int, sampling: FrameSampling, fps) -> None:
-    shorter = min(ref_count, dist_count)
-    if ref_count != dist_count and (
-            sampling.max_frames is None or sampling.count_selected(shorter, fps) < sampling.max_frames):
-        raise InputError(f"reference has {ref_count} frames, distorted has {dist_count}: "
+    if None in counts:
+        return None
+    shorter = min(counts)
+    if counts[0] != counts[1] and (sampling.max_frames is None or sampling.count_selected(
+            shorter, rf.fps or df.fps) < sampling.max_frames):
+        raise InputError(f"reference has {counts[0]} frames, distorted has {counts[1]}: "
                          "they must match (or limit frames with --max-frames)")
     if sampling.skip >= shorter:
         raise InputError(f"frame skip {sampling.skip} leaves no frames (the videos have {shorter})")
+    return shorter
 
 
-def _pairs(ref: VideoReader, dist: VideoReader, wanted: Iterator[int], skip: int) -> Iterator[FramePair]:
-    ref_frames, dist_frames = iter(ref), iter(dist)
-    ref_prev = dist_prev = None
-    target = next(wanted, None)
-    selected = index = 0
-    while target is not None:
-        r, d = next(ref_frames, None), next(dist_frames, None)
-        if r is None or d is None:
-            if r is not d:
-                ended = f"reference {ref.name}" if r is None else f"distorted {dist.name}"
-                other = "distorted" if r is None else "reference"
-                raise InputError(f"{ended} ended at frame {index} while the {other} video "
-                                 "continues: frame counts must match")
-            break
-        if ref_prev is None:
-            ref_prev, dist_prev = r, d
-        if index == target:
-            yield FramePair(index, r, d, ref_prev, dist_prev)
-            selected += 1
-            target = next(wanted, None)
-        ref_prev, dist_prev = r, d
-        index += 1
-    if selected == 0:
-        raise InputError(f"frame skip {skip} leaves no frames (the videos have {index})")
+def check_single(reader: VideoReader, sampling: FrameSampling) -> None:
+    """Check that ``sampling`` selects frames of a video of known length."""
+    total = reader.frame_count
+    if total is not None and sampling.skip >= total:
+        raise InputError(f"frame skip {sampling.skip} leaves no frames (the video has {total})")
 
 
-def _singles(reader: VideoReader, wanted: Iterator[int], skip: int) -> Iterator[Frame]:
+@dataclass
+class Step:
+    """Frame ``index`` of each video (by role) and each video's frame before it (itself for frame 0)."""
+
+    index: int
+    frames: dict[str, Frame]
+    previous: dict[str, Frame]
+
+
+def frames_in_step(readers: dict[str, VideoReader]) -> Iterator[Step]:
+    """The videos' frames side by side, one :class:`Step` per frame index, until they end; the
+    videos must end together (checked as they are read, for streams of unknown length)."""
+    iterators = {role: iter(reader) for role, reader in readers.items()}
+    previous: dict[str, Frame] = {}
+    for index in itertools.count():
+        frames = {role: next(frames, None) for role, frames in iterators.items()}
+        ended = [role for role, frame in frames.items() if frame is None]
+        if ended:
+            if len(ended) < len(frames):
+                role = ended[0]
+                other = next(r for r in frames if r not in ended)
+                raise InputError(f"{role} {readers[role].name} ended at frame {index} while the {other} "
+                                 "video continues: frame counts must match")
+            return
+        previous = {role: previous.get(role, frame) for role, frame in frames.items()}
+        yield Step(index, frames, previous)
+        previous = frames
+
+
+def select(steps: Iterator[Step], wanted: Iterator[int], skip: int) -> Iterator[Step]:
+    """The steps whose index ``wanted`` (ascending) lists; reading stops after the last one."""
     target = next(wanted, None)
     selected = 0
-    for frame in reader:
-        if target is None:
-            break
-        if frame.index == target:
-            yield frame
+    while target is not None and (step := next(steps, None)) is not None:
+        if step.index == target:
+            yield step
             selected += 1
             target = next(wanted, None)
     if selected == 0:

@@ -15,9 +15,8 @@ whole video is mapped: a failed or interrupted run writes nothing.
 from __future__ import annotations
 
 import contextlib
-import itertools
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 
@@ -25,12 +24,14 @@ import vqa_rt
 from vqa_rt.errors import InputError
 
 from .color import MATRICES, RANGES
-from .frames import prefetch
 from .model_info import ModelInfo, read_model_info
 from .qp_conversion import QPConversion, grid_shape
 from .qpmap_formats import SUMMARY_ONLY, check_format, default_grid, open_map_writer
+from .pipeline import Branch, run_pipeline
 from .qs_sources import ActivityQS, ModelQS
+from .sampling import FrameSampling
 from .scoring import VideoInput
+from .video import Frame, VideoFormat
 from .writers import check_output_paths, render_json, write_atomic
 
 METHODS = ("model", "activity")
@@ -64,6 +65,13 @@ class QPMaps:
     summary: dict[str, Any]
 
 
+def frame_stats(delta: np.ndarray, base_qp: int) -> dict[str, Any]:
+    """One frame's mean/min/max delta QP and mean absolute QP."""
+    mean = float(delta.mean())
+    return {"mean_delta_qp": mean, "min_delta_qp": int(delta.min()), "max_delta_qp": int(delta.max()),
+            "mean_qp": base_qp + mean}
+
+
 class MapSummary:
     """Per-frame mean/min/max delta QP and a histogram over all frames, as a JSON-ready dict."""
 
@@ -73,14 +81,7 @@ class MapSummary:
         self._counts = np.zeros(2 * conversion.max_delta + 1, np.int64)
 
     def add(self, index: int, delta: np.ndarray) -> None:
-        mean = float(delta.mean())
-        self.result["frames"].append({
-            "frameNum": index,
-            "mean_delta_qp": mean,
-            "min_delta_qp": int(delta.min()),
-            "max_delta_qp": int(delta.max()),
-            "mean_qp": self.conversion.base_qp + mean,
-        })
+        self.result["frames"].append({"frameNum": index, **frame_stats(delta, self.conversion.base_qp)})
         self._counts += np.bincount(delta.ravel().astype(np.int64) + self.conversion.max_delta,
                                     minlength=self._counts.size)
 
@@ -110,40 +111,88 @@ def _engine_info(engine: str | None, method: str) -> ModelInfo | None:
     return read_model_info(engine, expected_kind="qpmap")
 
 
-@contextlib.contextmanager
-def _mapping(video: VideoInput | str, info: ModelInfo | None, conversion: QPConversion,
-             frame_options: FrameOptions, device: str, threads: int,
-             progress: ProgressCallback | None) -> Iterator[tuple[MapSummary, Iterator[np.ndarray]]]:
-    """Open the video and the QS source; yield the summary and an iterator of delta maps that fills it."""
-    video = VideoInput(video) if isinstance(video, str) else video
+MapSink = Callable[[tuple[int, int]], ContextManager[Callable[[np.ndarray], None]]]
+
+
+class QPMapBranch(Branch):
+    """QP maps in a pipeline: each selected frame of the reference (source) video -> QS -> delta-QP map,
+    summarised in :attr:`summary` and handed to ``sink``: a context manager, opened with the map's
+    (rows, cols), giving the callable that takes each frame's map (``None``: maps only summarised)."""
+
+    roles = ("reference",)
+
+    def __init__(self, name: str, info: ModelInfo | None, conversion: QPConversion, frame_options: FrameOptions, *,
+                 path: str, sink: MapSink | None = None, device: str = "cpu", threads: int = 0,
+                 progress: ProgressCallback | None = None):
+        self.name, self.info, self.conversion, self.frame_options = name, info, conversion, frame_options
+        self.path, self.sink, self.device, self.threads, self.progress = path, sink, device, threads, progress
+        self.summary: MapSummary | None = None
+        self.total: int | None = None
+        self._stack = contextlib.ExitStack()
+        self._take: Callable[[np.ndarray], None] | None = None
+
+    def sampling(self) -> FrameSampling:
+        return FrameSampling(max_frames=self.frame_options.max_frames)
+
+    def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
+        fmt, self.total = formats["reference"], total
+        options = self.frame_options
+        self.source = self._stack.enter_context(ActivityQS() if self.info is None else ModelQS(
+            self.info, fmt, options.matrix, options.color_range, self.device, self.threads))
+        rows, cols = grid_shape(fmt.width, fmt.height, self.conversion.grid)
+        self.summary = MapSummary({
+            "version": vqa_rt.__version__,
+            "model": self.source.describe(),
+            "input": {"path": self.path, "width": fmt.width, "height": fmt.height, "pix_fmt": fmt.pix_fmt,
+                      **asdict(options)},
+            "conversion": {**asdict(self.conversion), "qp_range": list(self.conversion.qp_range)},
+            "map": {"rows": rows, "cols": cols, "grid": self.conversion.grid},
+        }, self.conversion)
+        if self.sink is not None:
+            self._take = self._stack.enter_context(self.sink((rows, cols)))
+
+    def prepare(self, frame: Frame) -> Any:
+        return self.source.prepare(frame)
+
+    def infer(self, indices: list[int], prepared: list[Any]) -> list[tuple[int, np.ndarray]]:
+        return [(index, self.conversion(self.source.qs(item))) for index, item in zip(indices, prepared)]
+
+    def record(self, index: int, output: np.ndarray) -> None:
+        self.summary.add(index, output)
+        if self._take is not None:
+            self._take(output)
+        if self.progress:
+            self.progress(len(self.summary.result["frames"]), self.total)
+
+    def frame_line(self, output: np.ndarray) -> dict[str, Any]:
+        return frame_stats(output, self.conversion.base_qp)
+
+    def close(self, error: BaseException | None) -> None:
+        if error is None:
+            self._stack.close()
+            self.summary.finish()
+        else:  # the sink's file is discarded
+            self._stack.__exit__(type(error), error, error.__traceback__)
+
+
+def map_file_sink(fmt: str, output: str, base_qp: int) -> MapSink | None:
+    """A sink writing maps to ``output`` in ``fmt`` (the file appears when the run completes); None for
+    the summary-only format."""
+    if fmt == SUMMARY_ONLY:
+        return None
+
+    @contextlib.contextmanager
+    def sink(shape: tuple[int, int]):
+        with open_map_writer(fmt, output, shape, base_qp) as writer:
+            yield writer.write
+
+    return sink
+
+
+def _map_video(video: VideoInput, branch: QPMapBranch) -> dict[str, Any]:
     with video.open() as reader:
-        fmt = reader.format
-        source = ActivityQS() if info is None else ModelQS(
-            info, fmt, frame_options.matrix, frame_options.color_range, device, threads)
-        with source:
-            rows, cols = grid_shape(fmt.width, fmt.height, conversion.grid)
-            summary = MapSummary({
-                "version": vqa_rt.__version__,
-                "model": source.describe(),
-                "input": {"path": video.path, "width": fmt.width, "height": fmt.height, "pix_fmt": fmt.pix_fmt,
-                          **asdict(frame_options)},
-                "conversion": {**asdict(conversion), "qp_range": list(conversion.qp_range)},
-                "map": {"rows": rows, "cols": cols, "grid": conversion.grid},
-            }, conversion)
-            total = reader.frame_count
-            if frame_options.max_frames is not None:
-                total = min(total or frame_options.max_frames, frame_options.max_frames)
-
-            def maps() -> Iterator[np.ndarray]:
-                frames = itertools.islice(reader, frame_options.max_frames)
-                for index, prepared in prefetch((f.index, source.prepare(f)) for f in frames):
-                    delta = conversion(source.qs(prepared))
-                    summary.add(index, delta)
-                    if progress:
-                        progress(len(summary.result["frames"]), total)
-                    yield delta
-
-            yield summary, maps()
+        run_pipeline({"reference": reader}, [branch])
+    return branch.summary.result
 
 
 def write_qp_maps(
@@ -172,17 +221,12 @@ def write_qp_maps(
     info = _engine_info(engine, method)
     summary_paths = [p for p in (output if fmt == SUMMARY_ONLY else None, summary_path) if p]
     check_output_paths([output, *summary_paths])
-    with _mapping(video, info, conversion, frame_options, device, threads, progress) as (summary, maps):
-        summary.result["map"].update(format=fmt, output=output)
-        if fmt == SUMMARY_ONLY:
-            for _ in maps:  # the summary is all this format keeps
-                pass
-        else:
-            shape = (summary.result["map"]["rows"], summary.result["map"]["cols"])
-            with open_map_writer(fmt, output, shape, conversion.base_qp) as writer:
-                for delta in maps:
-                    writer.write(delta)
-        result = summary.finish()
+    video = VideoInput(video) if isinstance(video, str) else video
+    branch = QPMapBranch("qpmap", info, conversion, frame_options, path=video.path,
+                         sink=map_file_sink(fmt, output, conversion.base_qp), device=device, threads=threads,
+                         progress=progress)
+    result = _map_video(video, branch)
+    result["map"].update(format=fmt, output=output)
     for path in summary_paths:
         write_atomic(path, render_json(result))
     return result
@@ -201,7 +245,14 @@ def qp_maps(
 ) -> QPMaps:
     """Every frame's delta-QP and absolute QP maps as arrays, with the summary."""
     info = _engine_info(engine, method)
-    with _mapping(video, info, conversion, frame_options, device, threads, progress) as (summary, maps):
-        delta = np.stack(list(maps))
-        result = summary.finish()
+    video = VideoInput(video) if isinstance(video, str) else video
+    maps: list[np.ndarray] = []
+
+    @contextlib.contextmanager
+    def collect(shape: tuple[int, int]):
+        yield maps.append
+
+    result = _map_video(video, QPMapBranch("qpmap", info, conversion, frame_options, path=video.path, sink=collect,
+                                           device=device, threads=threads, progress=progress))
+    delta = np.stack(maps)
     return QPMaps(delta=delta, qp=conversion.absolute(delta), summary=result)

@@ -1,8 +1,8 @@
 """Scoring: selected frames (of a distorted video and its reference, or of one video for a
 no-reference engine) -> engine -> per-frame and pooled scores.
 
-Decoding and colour conversion run in a prefetch thread so they overlap with
-inference. Results are shaped like libvmaf's JSON (``frames[].frameNum``,
+:func:`score` is the one-branch case of the pipeline (``pipeline.py``): decoding and
+colour conversion run in threads of their own so they overlap with inference. Results are shaped like libvmaf's JSON (``frames[].frameNum``,
 ``frames[].metrics``, ``pooled_metrics``) and, when output paths are given,
 written as atomic snapshots while scoring runs.
 """
@@ -16,12 +16,13 @@ from typing import Any, Callable, Iterator
 
 import vqa_rt
 from vqa_rt.errors import InputError, VqaRtError
-from vqa_rt.runtime.frames import paired_frames, prefetch, single_frames
 from vqa_rt.runtime.model_info import ModelInfo
+from vqa_rt.runtime.pipeline import Branch, run_pipeline
 from vqa_rt.runtime.pooling import pool
 from vqa_rt.runtime.sampling import FrameSampling
 from vqa_rt.runtime.scorer_factory import check_engine, make_scorer, takes_reference
-from vqa_rt.runtime.video import VideoReader, open_video
+from vqa_rt.runtime.scorers import FrameScorer
+from vqa_rt.runtime.video import VideoFormat, VideoReader, open_video
 from vqa_rt.runtime.writers import SnapshotWriter, check_output_paths, render_csv, render_json
 
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -72,36 +73,12 @@ class ScoreOptions:
         return replace(self, **default)
 
 
-def _batches(items: Iterator, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _check_reference(engine: str, info: ModelInfo | None, reference: VideoInput | None) -> None:
+def check_reference(engine: str, info: ModelInfo | None, reference: VideoInput | None) -> None:
     if takes_reference(info) and reference is None:
         raise InputError(f"{engine}: scores a distorted video against its reference: give the reference (--reference)")
     if not takes_reference(info) and reference is not None:
         raise InputError(f"{engine}: is a no-reference ({info.kind}) model and takes no reference video "
                          "(drop --reference)")
-
-
-@contextlib.contextmanager
-def _selected(reference: VideoInput | None, distorted: VideoInput, sampling: FrameSampling):
-    """Open the videos; yield the selected items (frame pairs, or frames of the one video), the
-    videos' formats (reference first) and how many items there will be (None: unknown)."""
-    with contextlib.ExitStack() as stack:
-        readers = [stack.enter_context(video.open()) for video in (reference, distorted) if video is not None]
-        formats = tuple(reader.format for reader in readers)
-        first = readers[0]
-        total = sampling.count_selected(first.frame_count, first.format.fps or readers[-1].format.fps)
-        items = single_frames(first, sampling) if len(readers) == 1 else paired_frames(*readers, sampling)
-        yield items, formats, total
 
 
 def _result_skeleton(model: dict, ref: VideoInput | None, dist: VideoInput, fmt, options: ScoreOptions) -> dict:
@@ -123,15 +100,84 @@ def _result_skeleton(model: dict, ref: VideoInput | None, dist: VideoInput, fmt,
     }
 
 
-def _record(result: dict, pending: deque, metrics: list[dict[str, float]]) -> None:
-    """Append the metrics a scorer returned to the frames owed them, oldest first."""
-    for values in metrics:
-        result["frames"].append({"frameNum": pending.popleft(), "metrics": values})
-
-
 def _pool_all(result: dict) -> None:
     names = list(result["frames"][0]["metrics"]) if result["frames"] else []
     result["pooled_metrics"] = {n: pool([f["metrics"][n] for f in result["frames"]]) for n in names}
+
+
+class ScoreBranch(Branch):
+    """A scoring engine in a pipeline: its results (libvmaf-shaped) kept in :attr:`result` and,
+    when ``outputs`` are given, written there as atomic snapshots while it runs."""
+
+    def __init__(self, name: str, engine: str, info: ModelInfo | None, options: ScoreOptions, *,
+                 inputs: dict[str, VideoInput], outputs: list[tuple[str, Callable]] = (), device: str = "cpu",
+                 threads: int = 0, progress: ProgressCallback | None = None):
+        self.name, self.engine, self.info, self.options = name, engine, info, options
+        self.roles = ("reference", "distorted") if takes_reference(info) else ("distorted",)
+        self.batch_size = options.batch_size
+        self.inputs, self.device, self.threads, self.progress = inputs, device, threads, progress
+        self.writer = SnapshotWriter(list(outputs))
+        self.scorer: FrameScorer | None = None
+        self.result: dict[str, Any] = {}
+        self.pending: deque[int] = deque()  # frames given to the scorer, not yet scored
+        self.total: int | None = None
+
+    def sampling(self) -> FrameSampling:
+        return self.options.sampling()
+
+    def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
+        self.total = total
+        self.scorer = make_scorer(self.engine, self.info, self.options, tuple(formats[r] for r in self.roles),
+                                  device=self.device, threads=self.threads)
+        self.scorer.__enter__()
+        self.result = _result_skeleton(self.scorer.describe(), self.inputs.get("reference"),
+                                       self.inputs["distorted"], formats[self.roles[0]], self.options)
+
+    def prepare(self, item: Any) -> Any:
+        return self.scorer.prepare(item)
+
+    def _owed(self, metrics: list[dict[str, float]]) -> list[tuple[int, dict[str, float]]]:
+        return [(self.pending.popleft(), values) for values in metrics]
+
+    def infer(self, indices: list[int], prepared: list[Any]) -> list[tuple[int, dict[str, float]]]:
+        self.pending.extend(indices)
+        return self._owed(self.scorer.score_batch(prepared))
+
+    def finish(self) -> list[tuple[int, dict[str, float]]]:
+        owed = self._owed(self.scorer.finish())
+        if self.pending:
+            raise RuntimeError(f"{self.engine}: the scorer returned no metrics for {len(self.pending)} frames")
+        return owed
+
+    def record(self, index: int, output: dict[str, float]) -> None:
+        self.result["frames"].append({"frameNum": index, "metrics": output})
+        if self.progress:
+            self.progress(len(self.result["frames"]), self.total)
+        if self.writer.targets:
+            _pool_all(self.result)
+            self.writer.update(self.result)
+
+    def close(self, error: BaseException | None) -> None:
+        if self.scorer is not None:
+            self.scorer.__exit__(None, None, None)
+        if not self.result:
+            return
+        if error is None:
+            _pool_all(self.result)
+            self.result["complete"] = True
+            self.writer.update(self.result, force=True)
+        elif isinstance(error, (VqaRtError, KeyboardInterrupt)):
+            self.result["error"] = str(error) or type(error).__name__
+            if self.result["frames"]:
+                _pool_all(self.result)
+                self.writer.update(self.result, force=True)
+
+
+def score_outputs(output_json: str | None, output_csv: str | None) -> list[tuple[str, Callable]]:
+    """The snapshot targets for result files (JSON, CSV), checked to be writable."""
+    outputs = [(p, r) for p, r in ((output_json, render_json), (output_csv, render_csv)) if p]
+    check_output_paths([p for p, _ in outputs])
+    return outputs
 
 
 def score(
@@ -158,37 +204,18 @@ def score(
     reference = VideoInput(reference) if isinstance(reference, str) else reference
     distorted = VideoInput(distorted) if isinstance(distorted, str) else distorted
     info = check_engine(engine)
-    _check_reference(engine, info, reference)
+    check_reference(engine, info, reference)
     options = options.with_default_sampling(info)
-    outputs = [(p, r) for p, r in ((output_json, render_json), (output_csv, render_csv)) if p]
-    check_output_paths([p for p, _ in outputs])
-    with _selected(reference, distorted, options.sampling()) as (items, formats, total):
-        with make_scorer(engine, info, options, formats, device=device, threads=threads) as scorer:
-            result = _result_skeleton(scorer.describe(), reference, distorted, formats[0], options)
-            writer = SnapshotWriter(outputs)
-            prepared = prefetch((item.index, scorer.prepare(item)) for item in items)
-            pending: deque[int] = deque()  # frames given to the scorer, not yet scored
-            done = 0
-            try:
-                for batch in _batches(prepared, options.batch_size):
-                    pending.extend(index for index, _ in batch)
-                    _record(result, pending, scorer.score_batch([item for _, item in batch]))
-                    done += len(batch)
-                    if progress:
-                        progress(done, total)
-                    if result["frames"] and outputs:
-                        _pool_all(result)
-                        writer.update(result)
-                _record(result, pending, scorer.finish())
-                if pending:
-                    raise RuntimeError(f"{engine}: the scorer returned no metrics for {len(pending)} frames")
-            except (VqaRtError, KeyboardInterrupt) as exc:
-                result["error"] = str(exc) or type(exc).__name__
-                if result["frames"] and outputs:
-                    _pool_all(result)
-                    writer.update(result, force=True)
-                raise
-    _pool_all(result)
-    result["complete"] = True
-    writer.update(result, force=True)
-    return result
+    inputs = {role: video for role, video in (("reference", reference), ("distorted", distorted)) if video}
+    branch = ScoreBranch("score", engine, info, options, inputs=inputs, device=device, threads=threads,
+                         outputs=score_outputs(output_json, output_csv), progress=progress)
+    with open_inputs(inputs) as readers:
+        run_pipeline(readers, [branch])
+    return branch.result
+
+
+@contextlib.contextmanager
+def open_inputs(inputs: dict[str, VideoInput]) -> Iterator[dict[str, VideoReader]]:
+    """The videos, opened, by role."""
+    with contextlib.ExitStack() as stack:
+        yield {role: stack.enter_context(video.open()) for role, video in inputs.items()}
