@@ -245,6 +245,18 @@ from vqa_rt.cli.gpu import build_engine_command, doctor_command  # noqa: E402
 app.command("build-engine")(build_engine_command)
 app.command("doctor")(doctor_command)
 
+from vqa_rt.cli.run import run_command  # noqa: E402
+
+app.command("run")(run_command)
+
+from vqa_rt.cli.serve import serve_command  # noqa: E402
+
+app.command("serve")(serve_command)
+
+from vqa_rt.cli.inspect import inspect_command  # noqa: E402
+
+app.command("inspect")(inspect_command)
+
 
 def main() -> None:
     """Entry point: library errors become one line on stderr and exit status 2."""

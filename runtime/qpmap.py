@@ -115,15 +115,17 @@ MapSink = Callable[[tuple[int, int]], ContextManager[Callable[[np.ndarray], None
 
 
 class QPMapBranch(Branch):
-    """QP maps in a pipeline: each selected frame of the reference (source) video -> QS -> delta-QP map,
-    summarised in :attr:`summary` and handed to ``sink``: a context manager, opened with the map's
+    """QP maps in a pipeline: each frame of the reference (source) video after ``skip`` -> QS -> delta-QP map,
+    summarised in :attr:`summary` (per-frame lines: statistics, and the map itself with ``line_maps``) and
+    handed to ``sink``: a context manager, opened with the map's
     (rows, cols), giving the callable that takes each frame's map (``None``: maps only summarised)."""
 
     roles = ("reference",)
 
     def __init__(self, name: str, info: ModelInfo | None, conversion: QPConversion, frame_options: FrameOptions, *,
-                 path: str, sink: MapSink | None = None, device: str = "cpu", threads: int = 0,
-                 progress: ProgressCallback | None = None):
+                 path: str, sink: MapSink | None = None, skip: int = 0, device: str = "cpu", threads: int = 0,
+                 progress: ProgressCallback | None = None, line_maps: bool = False):
+        self.skip, self.line_maps = skip, line_maps
         self.name, self.info, self.conversion, self.frame_options = name, info, conversion, frame_options
         self.path, self.sink, self.device, self.threads, self.progress = path, sink, device, threads, progress
         self.summary: MapSummary | None = None
@@ -132,7 +134,7 @@ class QPMapBranch(Branch):
         self._take: Callable[[np.ndarray], None] | None = None
 
     def sampling(self) -> FrameSampling:
-        return FrameSampling(max_frames=self.frame_options.max_frames)
+        return FrameSampling(skip=self.skip, max_frames=self.frame_options.max_frames)
 
     def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
         fmt, self.total = formats["reference"], total
@@ -165,7 +167,8 @@ class QPMapBranch(Branch):
             self.progress(len(self.summary.result["frames"]), self.total)
 
     def frame_line(self, output: np.ndarray) -> dict[str, Any]:
-        return frame_stats(output, self.conversion.base_qp)
+        stats = frame_stats(output, self.conversion.base_qp)
+        return {**stats, "delta_qp": output.tolist()} if self.line_maps else stats
 
     def close(self, error: BaseException | None) -> None:
         if error is None:

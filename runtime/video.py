@@ -26,7 +26,7 @@ PIX_FMTS = ("yuv420p", "yuv420p10le")
 STDIN = "-"
 _STDIN_NAME = "<stdin>"
 
-_BIT_DEPTHS = {"yuv420p": 8, "yuv420p10le": 10}
+BIT_DEPTHS = {"yuv420p": 8, "yuv420p10le": 10}
 _Y4M_MAGIC = b"YUV4MPEG2 "
 _Y4M_PIX_FMTS = {
     "420": "yuv420p",
@@ -82,6 +82,7 @@ class VideoReader:
         self._stream = stream
         self._head = head  # bytes read for format detection that belong to frame 0
         self._iterated = False
+        self._limit = sys.maxsize
 
     def __iter__(self) -> Iterator[Frame]:
         if self._iterated:
@@ -89,9 +90,15 @@ class VideoReader:
         self._iterated = True
         return self._frames()
 
+    def limit(self, frames: int) -> None:
+        """Read at most ``frames`` frames (before iterating)."""
+        self._limit = frames
+        if self.frame_count is not None:
+            self.frame_count = min(self.frame_count, frames)
+
     def _frames(self) -> Iterator[Frame]:
         index = 0
-        while (buf := self._read_frame(index)) is not None:
+        while index < self._limit and (buf := self._read_frame(index)) is not None:
             yield _split_planes(buf, self.format, index)
             index += 1
         if index == 0:
@@ -204,7 +211,7 @@ def _open_raw(stream: BinaryIO, name: str, size: int | None, width: int | None,
     if width is None or height is None:
         raise InputError(f"{name}: raw YUV input needs width and height (--width, --height)")
     _check_dimensions(name, width, height)
-    fmt = VideoFormat(width, height, _BIT_DEPTHS[pix_fmt], fps, None, pix_fmt)
+    fmt = VideoFormat(width, height, BIT_DEPTHS[pix_fmt], fps, None, pix_fmt)
     count = None
     if size is not None:
         count, rest = divmod(size, fmt.frame_bytes)
@@ -277,7 +284,7 @@ def _parse_y4m_header(line: bytes, name: str) -> VideoFormat:
     if pix_fmt is None:
         raise InputError(f"{name}: unsupported Y4M pixel format C{colorspace} "
                          f"(supported: {', '.join('C' + c for c in _Y4M_PIX_FMTS)})")
-    return VideoFormat(dims[0], dims[1], _BIT_DEPTHS[pix_fmt],
+    return VideoFormat(dims[0], dims[1], BIT_DEPTHS[pix_fmt],
                        _parse_rate(fields.get("F"), malformed), color_range, pix_fmt)
 
 

@@ -21,6 +21,7 @@ class Runner(abc.ABC):
     """activate() / infer(feed) -> outputs / deactivate(); also a context manager."""
 
     name: str = "runner"
+    thread_safe: bool = False  # whether infer() may be called from several threads at once
 
     def __init__(self) -> None:
         self.is_active = False

@@ -35,6 +35,8 @@ class OnnxRuntimeRunner(Runner):
     run as their exact unsigned equivalent (see :mod:`.unsigned_qdq`).
     """
 
+    thread_safe = True  # InferenceSession.run may be called concurrently
+
     def __init__(self, path: str, device: str = "cpu", threads: int = 0, optimize: bool = True):
         super().__init__()
         if device not in PROVIDERS:
