@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -68,13 +70,20 @@ def read_model_info(path: str, expected_kind: str | tuple[str, ...] | None = Non
         return _model_info(path, read_plan_sidecar(path)["metadata"], expected_kind)
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such model file")
+    st = os.stat(path)
+    return _model_info(path, copy.deepcopy(_onnx_file_metadata(path, st.st_mtime_ns, st.st_size)), expected_kind)
+
+
+@functools.lru_cache(maxsize=16)
+def _onnx_file_metadata(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """The metadata of an ONNX file, parsed once per version of the file (a server's jobs re-read it)."""
     try:
         proto = onnx.load(path, load_external_data=False)
     except Exception:  # protobuf raises DecodeError and others for corrupt files
         raise ModelError(f"{path}: not a valid ONNX model (cannot be parsed)") from None
     if not proto.graph.node:
         raise ModelError(f"{path}: not a vqa-rt model (the graph is empty)")
-    return _model_info(path, onnx_metadata(proto, path), expected_kind)
+    return onnx_metadata(proto, path)
 
 
 def onnx_metadata(proto: onnx.ModelProto, path: str = "model") -> dict[str, Any]:
