@@ -201,7 +201,8 @@ class _Handler(socketserver.StreamRequestHandler):
             summary = run_job(job.engines, inputs, job.options, on_frame=self._send, readers=readers,
                               device=self.server.device, threads=self.server.threads, map_lines=job.qp_maps)
         except VqaRtError as exc:
-            self._send({"error": str(exc)})
+            ended = "the server shut down before the job was done: " if self.server.ending else ""
+            self._send({"error": f"{ended}{exc}"})
             return
         self._send({"done": True, "seconds": summary["seconds"],
                     "engines": {n: {"frames": e["frames"], "pooled": e["pooled"]} for n, e in summary["engines"].items()}})
@@ -218,6 +219,7 @@ class VqaServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._jobs = 0
+        self.ending = False  # set when running jobs are being ended at shutdown
         super().__init__(path, _Handler)
         os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)  # this user only
 
@@ -238,6 +240,7 @@ class VqaServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             time.sleep(0.05)
         with self._lock:
             left = list(self._connections)
+        self.ending = bool(left)
         for connection in left:
             try:
                 connection.shutdown(socket.SHUT_RD)  # the job reads end-of-stream and fails with an error line

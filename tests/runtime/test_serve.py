@@ -146,6 +146,28 @@ def test_shutdown_lets_a_running_job_finish(socket_dir, clip, fr_export):
     assert not thread.is_alive() and not os.path.exists(path)
 
 
+def test_shutdown_fails_a_job_that_outlasts_the_drain_timeout(socket_dir, clip, fr_export):
+    path = os.path.join(socket_dir, "s.sock")
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=serve, args=(path, JobEngines(fr=fr_export.path)),
+                              kwargs={"stop": stop, "ready": ready.set, "log": lambda _: None, "drain_timeout": 0.5})
+    thread.start()
+    assert ready.wait(60)
+    payload = frame_payloads(clip)[0]
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(path)
+        replies = connection.makefile("rb")
+        connection.sendall(json.dumps(job(clip, ["fr"])).encode() + b"\n")
+        assert json.loads(replies.readline())["ok"]
+        connection.sendall(MESSAGE.pack(FRAME_MAGIC, len(payload)) + payload)
+        assert json.loads(replies.readline())["frameNum"] == 0
+        stop.set()  # the client never sends DONE: after the drain timeout the server ends its job
+        last = json.loads(replies.readline())
+    assert last["error"].startswith("the server shut down before the job was done") and "frame 1" in last["error"]
+    thread.join(30)
+    assert not thread.is_alive() and not os.path.exists(path)
+
+
 def test_serve_command_answers_jobs_and_stops_on_sigterm(socket_dir, clip, fr_export):
     path = os.path.join(socket_dir, "cli.sock")
     process = subprocess.Popen([sys.executable, "-m", "vqa_rt.cli", "serve", "--socket", path, "--fr", fr_export.path],
