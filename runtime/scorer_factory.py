@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from vqa_rt.errors import ModelError
+from vqa_rt.runtime.gpu_scorer import GpuEngineScorer
 from vqa_rt.runtime.model_info import ModelInfo, read_model_info
 from vqa_rt.runtime.nr_scorer import NRScorer
 from vqa_rt.runtime.scorers import EngineScorer, FrameScorer
@@ -49,6 +50,14 @@ def engine_column(engine: str) -> str:
     return engine if engine in BASELINES else os.path.splitext(os.path.basename(engine))[0]
 
 
+def model_scorer_class(info: ModelInfo) -> type[FrameScorer]:
+    """The scorer for a model file: for an FR TensorRT plan :class:`GpuEngineScorer` (pre-processing on
+    the GPU); otherwise ``MODEL_SCORERS[kind]`` (NR plans keep the NR scorer's CPU pre-processing)."""
+    if info.kind == "fr" and info.path.endswith(".plan"):
+        return GpuEngineScorer
+    return MODEL_SCORERS[info.kind]
+
+
 def make_scorer(engine: str, info: ModelInfo | None, options, formats: tuple[VideoFormat, ...],
                 device: str = "cpu", threads: int = 0) -> FrameScorer:
     """The (not yet entered) scorer for ``engine``; ``info`` is what :func:`check_engine` returned.
@@ -57,7 +66,7 @@ def make_scorer(engine: str, info: ModelInfo | None, options, formats: tuple[Vid
     Baselines run on the CPU whatever ``device`` says; ``threads`` sizes ONNX Runtime and libvmaf.
     """
     if info is not None:
-        return MODEL_SCORERS[info.kind](info, options, formats, device=device, threads=threads)
+        return model_scorer_class(info)(info, options, formats, device=device, threads=threads)
     if engine == "vmaf":
         from vqa_rt.runtime.baselines.vmaf import VmafScorer
 

@@ -6,14 +6,20 @@ where either is missing the runner raises :class:`BackendUnavailableError`. The
 plugin library is loaded (through :mod:`vqa_rt.runtime.plugin`) before the plan is
 deserialised, and the plan's sidecar is checked against the TensorRT version and
 GPU at hand, so a plan from elsewhere fails with a message saying why.
+
+Inputs come either from host arrays (:meth:`TensorRTRunner.infer`) or are written on the device by
+the caller (:meth:`TensorRTRunner.infer_device`: GPU pre-processing straight into the engine's input
+buffers, see :mod:`vqa_rt.runtime.gpu_preprocess`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -111,10 +117,10 @@ def _rebuild_hint(path: str) -> str:
 
 @dataclass
 class _Buffer:
-    """One tensor's device memory and its pinned host staging buffer; both only grow."""
+    """One tensor's device memory and its pinned host staging buffer (made when first needed); both only grow."""
 
     device: Any
-    host: np.ndarray  # uint8, page-locked
+    host: np.ndarray | None  # uint8, page-locked; None for an input only ever written on the device
     capacity: int
 
     def host_view(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -128,6 +134,7 @@ class TensorRTRunner(Runner):
     ``plugin`` names ``libvqa_trt_plugin.so`` (default: :func:`vqa_rt.runtime.plugin.find_plugin`).
     Input shapes are set on every call, so batch and frame size may change between calls within
     the plan's optimisation profile. A plan without its sidecar (``PLAN.json``) still runs, unchecked.
+    :meth:`infer` and :meth:`infer_device` hold a lock: one call at a time uses the buffers and stream.
     """
 
     def __init__(self, path: str, plugin: str | None = None, verbose: bool = False):
@@ -162,6 +169,23 @@ class TensorRTRunner(Runner):
         self._inputs: list[TensorInfo] = []
         self._outputs: list[TensorInfo] = []
         self._buffers: dict[str, _Buffer] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def stream(self):
+        """The runner's ``pycuda.driver.Stream`` (None until activated): inference runs on it."""
+        return self._stream
+
+    @contextlib.contextmanager
+    def device_context(self) -> Iterator[None]:
+        """Make the runner's CUDA context (device 0's primary context) current in this thread for the block."""
+        if self._ctx is None:
+            raise RuntimeError(f"{self.name}: no CUDA context before activate()")
+        self._ctx.push()
+        try:
+            yield
+        finally:
+            self.cuda.Context.pop()
 
     # ------------------------------------------------------------------ activation
 
@@ -255,58 +279,88 @@ class TensorRTRunner(Runner):
 
     # ------------------------------------------------------------------ inference
 
-    def _buffer(self, name: str, nbytes: int) -> _Buffer:
+    def _buffer(self, name: str, nbytes: int, host: bool = True) -> _Buffer:
         buffer = self._buffers.get(name)
         if buffer is None or buffer.capacity < nbytes:
             if buffer is not None:
                 buffer.device.free()
             capacity = max(nbytes, 256)
-            buffer = _Buffer(self.cuda.mem_alloc(capacity), self.cuda.pagelocked_empty(capacity, np.uint8), capacity)
+            buffer = _Buffer(self.cuda.mem_alloc(capacity), None, capacity)
             self._buffers[name] = buffer
+        if host and buffer.host is None:
+            buffer.host = self.cuda.pagelocked_empty(buffer.capacity, np.uint8)
         return buffer
 
     def _profile_text(self, name: str) -> str:
         low, _, high = self._engine.get_tensor_profile_shape(name, 0)
         return f"min {tuple(low)}, max {tuple(high)}"
 
+    def _bind_input(self, info: TensorInfo, shape: tuple[int, ...], host: bool = True) -> _Buffer:
+        """Set an input's shape and point TensorRT at its device buffer (grown to fit)."""
+        if not self._context.set_input_shape(info.name, shape):
+            raise InputError(f"{self.path}: input {info.name!r} of shape {shape} is outside the plan's "
+                             f"profile ({self._profile_text(info.name)}); rebuild it with other "
+                             "--min-size/--max-size/--max-batch")
+        buffer = self._buffer(info.name, int(np.prod(shape, dtype=np.int64)) * info.dtype.itemsize, host)
+        self._context.set_tensor_address(info.name, int(buffer.device))
+        return buffer
+
+    def _execute(self) -> dict[str, np.ndarray]:
+        """Bind the outputs, run the plan on the stream and copy the outputs back (inputs are bound)."""
+        cuda, context, stream = self.cuda, self._context, self._stream
+        results = {}
+        for info in self._outputs:
+            shape = tuple(context.get_tensor_shape(info.name))
+            if any(d < 0 for d in shape):
+                raise ModelError(f"{self.path}: TensorRT cannot infer the shape of output {info.name!r} "
+                                 f"({self.logger.last_error()})")
+            nbytes = int(np.prod(shape, dtype=np.int64)) * info.dtype.itemsize
+            buffer = self._buffer(info.name, nbytes)
+            context.set_tensor_address(info.name, int(buffer.device))
+            results[info.name] = (buffer, shape, info.dtype)
+        if not context.execute_async_v3(stream.handle):
+            raise ModelError(f"{self.path}: TensorRT failed to run the plan ({self.logger.last_error()})")
+        views = {}
+        for name, (buffer, shape, dtype) in results.items():
+            views[name] = buffer.host_view(shape, dtype)
+            cuda.memcpy_dtoh_async(views[name], buffer.device, stream)
+        stream.synchronize()
+        return {name: view.copy() for name, view in views.items()}
+
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = [info.name for info in self._inputs if info.name not in feed]
         if missing:
             raise InputError(f"{self.path}: missing input(s) {', '.join(missing)}")
-        cuda, context, stream = self.cuda, self._context, self._stream
-        self._ctx.push()
-        try:
+        with self._lock, self.device_context():
             for info in self._inputs:
                 array = np.ascontiguousarray(feed[info.name], dtype=info.dtype)
-                if not context.set_input_shape(info.name, array.shape):
-                    raise InputError(f"{self.path}: input {info.name!r} of shape {array.shape} is outside the plan's "
-                                     f"profile ({self._profile_text(info.name)}); rebuild it with other "
-                                     "--min-size/--max-size/--max-batch")
-                buffer = self._buffer(info.name, array.nbytes)
+                buffer = self._bind_input(info, array.shape)
                 host = buffer.host_view(array.shape, info.dtype)
                 np.copyto(host, array)
-                cuda.memcpy_htod_async(buffer.device, host, stream)
-                context.set_tensor_address(info.name, int(buffer.device))
-            results = {}
-            for info in self._outputs:
-                shape = tuple(context.get_tensor_shape(info.name))
-                if any(d < 0 for d in shape):
-                    raise ModelError(f"{self.path}: TensorRT cannot infer the shape of output {info.name!r} "
-                                     f"({self.logger.last_error()})")
-                nbytes = int(np.prod(shape, dtype=np.int64)) * info.dtype.itemsize
-                buffer = self._buffer(info.name, nbytes)
-                context.set_tensor_address(info.name, int(buffer.device))
-                results[info.name] = (buffer, shape, info.dtype)
-            if not context.execute_async_v3(stream.handle):
-                raise ModelError(f"{self.path}: TensorRT failed to run the plan ({self.logger.last_error()})")
-            views = {}
-            for name, (buffer, shape, dtype) in results.items():
-                views[name] = buffer.host_view(shape, dtype)
-                cuda.memcpy_dtoh_async(views[name], buffer.device, stream)
-            stream.synchronize()
-            return {name: view.copy() for name, view in views.items()}
-        finally:
-            cuda.Context.pop()
+                self.cuda.memcpy_htod_async(buffer.device, host, self._stream)
+            return self._execute()
+
+    def infer_device(self, shapes: Mapping[str, Sequence[int]],
+                     fill: Callable[[dict[str, int]], None]) -> dict[str, np.ndarray]:
+        """Run the plan on inputs the caller writes on the device; returns the outputs as :meth:`infer` does.
+
+        Every input's shape is set from ``shapes`` and its device buffer sized for it; then
+        ``fill({input name: device address})`` is called once, with the runner's CUDA context current
+        and its lock held, to enqueue on :attr:`stream` whatever writes each input (C-contiguous, of its
+        shape and of the dtype :meth:`input_metadata` gives). The plan runs after that work on the same
+        stream. The addresses are valid only during ``fill``: the next call may move them.
+        """
+        if not self.is_active:
+            raise RuntimeError(f"{self.name}: infer_device() called before activate()")
+        missing = [info.name for info in self._inputs if info.name not in shapes]
+        if missing:
+            raise InputError(f"{self.path}: missing input shape(s) {', '.join(missing)}")
+        with self._lock, self.device_context():
+            addresses = {info.name: int(self._bind_input(info, tuple(int(d) for d in shapes[info.name]),
+                                                         host=False).device)
+                         for info in self._inputs}
+            fill(addresses)
+            return self._execute()
 
     def input_metadata(self) -> list[TensorInfo]:
         return list(self._inputs)

@@ -1,5 +1,6 @@
 """Shared by the kernel tests: a one-architecture CMake build of the kernels, ctypes
-bindings of libvqa_kernels (and of the host emulation), the deformable-conv test
+bindings of libvqa_kernels (the pre-processing part is vqa_rt.runtime.gpu_preprocess's; the
+deformable convolution and the host emulation are bound here), the deformable-conv test
 cases and the ONNX Runtime ``DeformConv`` oracle."""
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vqa_rt.runtime.gpu_preprocess import DTYPES, STATUS_NAMES, declare_abi
+from vqa_rt.runtime.gpu_preprocess import YuvToRgbParams as YuvParams
+from vqa_rt.runtime.gpu_preprocess import yuv_to_rgb_params
+
 REPO = Path(__file__).resolve().parents[2]
 TEST_ARCH = "80"  # one architecture keeps the test build short
 
-DTYPES = {"float32": 0, "float16": 1}
-MATRICES = {"bt709": 0, "bt601": 1}
-RANGES = {"limited": 0, "full": 1}
-STATUS = {0: "VQA_OK", 1: "VQA_ERROR_INVALID_ARGUMENT", 2: "VQA_ERROR_NO_DEVICE",
-          3: "VQA_ERROR_UNSUPPORTED_DEVICE", 4: "VQA_ERROR_CUDA"}
+STATUS = STATUS_NAMES
 
 _DEFORM_FIELDS = ("batch", "in_channels", "in_height", "in_width", "out_channels", "kernel_h", "kernel_w",
                   "out_height", "out_width", "stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom",
@@ -34,43 +35,26 @@ class DeformConvParams(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in _DEFORM_FIELDS]
 
 
-class YuvParams(ctypes.Structure):
-    """``vqa_yuv_to_rgb_params``."""
-
-    _fields_ = [("width", ctypes.c_int32), ("height", ctypes.c_int32), ("bit_depth", ctypes.c_int32),
-                ("matrix", ctypes.c_int32), ("range", ctypes.c_int32), ("out_width", ctypes.c_int32),
-                ("out_height", ctypes.c_int32), ("out_dtype", ctypes.c_int32), ("y_pitch", ctypes.c_int64),
-                ("uv_pitch", ctypes.c_int64), ("mean", ctypes.c_float * 3), ("std", ctypes.c_float * 3)]
-
-
 def yuv_params(width, height, bit_depth=8, matrix="bt709", color_range="limited", size=None,
                mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), dtype="float32") -> YuvParams:
-    out_w, out_h = size or (0, 0)
-    return YuvParams(width, height, bit_depth, MATRICES[matrix], RANGES[color_range], out_w, out_h, DTYPES[dtype],
-                     0, 0, (ctypes.c_float * 3)(*mean), (ctypes.c_float * 3)(*std))
+    return yuv_to_rgb_params(width, height, bit_depth, matrix, color_range, size, mean, std, dtype)
 
 
 _P = ctypes.c_void_p
 
 
 class KernelLib:
-    """libvqa_kernels.so through ctypes; pointer arguments are plain integers (device addresses)."""
+    """libvqa_kernels.so through ctypes, returning the status codes; pointer arguments are plain
+    integers (device addresses). The common and pre-processing declarations are the runtime's."""
 
     def __init__(self, path: str):
         self.path = path
-        lib = self.lib = ctypes.CDLL(path)
-        for name in ("vqa_kernels_version", "vqa_kernels_build_info", "vqa_last_error", "vqa_status_name"):
-            getattr(lib, name).restype = ctypes.c_char_p
-        lib.vqa_status_name.argtypes = [ctypes.c_int32]
-        lib.vqa_kernels_abi_version.restype = ctypes.c_int32
-        lib.vqa_device_count.argtypes = [ctypes.POINTER(ctypes.c_int32)]
+        lib = self.lib = declare_abi(ctypes.CDLL(path))
         lib.vqa_deform_conv_workspace_size.argtypes = [ctypes.POINTER(DeformConvParams), ctypes.c_int32,
                                                        ctypes.POINTER(ctypes.c_uint64)]
         lib.vqa_deform_conv_forward.argtypes = [ctypes.POINTER(DeformConvParams), ctypes.c_int32,
                                                 _P, _P, _P, _P, _P, _P, _P, ctypes.c_uint64, _P]
-        lib.vqa_yuv420_to_rgb.argtypes = [ctypes.POINTER(YuvParams), _P, _P, _P, _P, _P]
-        for name in ("vqa_device_count", "vqa_deform_conv_workspace_size", "vqa_deform_conv_forward",
-                     "vqa_yuv420_to_rgb"):
+        for name in ("vqa_deform_conv_workspace_size", "vqa_deform_conv_forward"):
             getattr(lib, name).restype = ctypes.c_int32
 
     def version(self) -> str:
@@ -407,12 +391,9 @@ def cuda_driver_devices() -> tuple[int, str]:
 
 
 @pytest.fixture(scope="session")
-def gpu_kernels(request) -> KernelLib:
-    """libvqa_kernels on a visible GPU: $VQA_KERNELS_LIBRARY, else build/kernels/lib
-    (`make kernels`), else the one-architecture test build. Skips without a GPU."""
-    count, why = cuda_driver_devices()
-    if not count:
-        pytest.skip(f"no GPU visible: {why}")
+def kernels_library_path(request) -> str:
+    """Path of a libvqa_kernels.so: $VQA_KERNELS_LIBRARY, else build/kernels/lib (`make kernels`),
+    else the one-architecture test build (`kernel_build`). Skips when none can be had."""
     path = os.environ.get("VQA_KERNELS_LIBRARY")
     default = REPO / "build" / "kernels" / "lib" / "libvqa_kernels.so"
     if not path and default.exists():
@@ -423,6 +404,16 @@ def gpu_kernels(request) -> KernelLib:
             pytest.skip("libvqa_kernels.so not built (run `make kernels` or set VQA_KERNELS_LIBRARY) and "
                         "cmake/nvcc are missing to build it here")
         path = str(request.getfixturevalue("kernel_build").kernels)
+    return path
+
+
+@pytest.fixture(scope="session")
+def gpu_kernels(request) -> KernelLib:
+    """libvqa_kernels (as `kernels_library_path` finds it) on a visible GPU. Skips without a GPU."""
+    count, why = cuda_driver_devices()
+    if not count:
+        pytest.skip(f"no GPU visible: {why}")
+    path = request.getfixturevalue("kernels_library_path")
     lib = KernelLib(path)
     status, devices = lib.device_count()
     if status != 0 or devices == 0:

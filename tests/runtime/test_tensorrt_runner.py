@@ -1,6 +1,7 @@
 """The TensorRT runner and plans: sidecar metadata and compatibility checks on the CPU;
 on a GPU with TensorRT and the plugin built, plans built from a small exported FR model
-against ONNX Runtime CPU (FP32 relative error <= 1e-4, FP16 <= 2e-2 on the scores)."""
+against ONNX Runtime CPU (FP32 relative error <= 1e-4, FP16 <= 2e-2 on the scores), also
+scored with GPU pre-processing (libvqa_kernels) against the ONNX file scored on the CPU."""
 
 from __future__ import annotations
 
@@ -98,6 +99,28 @@ def test_release_and_plan_mismatches():
 def test_plan_runner_without_tensorrt_is_a_clear_error(plan_files):
     with pytest.raises(BackendUnavailableError, match="TensorRT is not available"):
         open_runner(plan_files())
+
+
+def test_fr_plans_get_the_gpu_preprocessing_scorer(plan_files, fr_export):
+    from vqa_rt.runtime.gpu_scorer import GpuEngineScorer
+    from vqa_rt.runtime.scorer_factory import model_scorer_class
+    from vqa_rt.runtime.scorers import EngineScorer
+
+    assert model_scorer_class(read_model_info(plan_files(), expected_kind="fr")) is GpuEngineScorer
+    assert model_scorer_class(read_model_info(fr_export.path)) is EngineScorer
+    assert issubclass(GpuEngineScorer, EngineScorer) and GpuEngineScorer.takes_reference
+
+
+@pytest.mark.skipif(TENSORRT_IMPORTABLE, reason="TensorRT is importable here")
+def test_gpu_scorer_without_tensorrt_is_a_clear_error(plan_files, clip):
+    from vqa_rt.runtime.scorer_factory import make_scorer
+    from vqa_rt.runtime.scoring import ScoreOptions
+    from vqa_rt.runtime.video import VideoFormat
+
+    plan = plan_files()
+    fmt = VideoFormat(clip.width, clip.height, 8, None, None, "yuv420p")
+    with pytest.raises(BackendUnavailableError, match="TensorRT is not available"):
+        make_scorer(plan, read_model_info(plan), ScoreOptions(), (fmt, fmt))
 
 
 # ---------------------------------------------------------------- on a GPU
@@ -226,3 +249,43 @@ def test_score_with_a_plan_matches_the_onnx_file(plans, fr_export, clip, cli, tm
     expected = np.array([f["metrics"]["score"] for f in results["onnx"]["frames"]])
     actual = np.array([f["metrics"]["score"] for f in results["plan"]["frames"]])
     assert np.abs(actual - expected).max() / np.abs(expected).max() <= TOLERANCE["fp32"]
+
+
+def _require_kernel_library():
+    from vqa_rt.runtime.gpu_preprocess import KernelLibrary
+
+    try:
+        return KernelLibrary()
+    except BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("bit_depth, options", [
+    (8, {}),
+    (8, {"batch_size": 2, "analysis_size": (131, 77)}),  # enlarge to odd sizes, batches of 2
+    (10, {"frame_stride": 2, "matrix": "bt601", "color_range": "full"}),  # ref_prev/dist_prev converted too
+    (10, {"batch_size": 2, "frame_stride": 2, "analysis_size": (96, 64)}),  # shrink
+], ids=["8bit", "8bit-batch2-enlarge", "10bit-stride2-bt601-full", "10bit-batch2-stride2-shrink"])
+def test_score_with_gpu_preprocessing_matches_the_onnx_file_on_the_cpu(plans, fr_export, tmp_path, bit_depth,
+                                                                        options):
+    from vqa_rt.runtime.scoring import ScoreOptions, VideoInput, score
+    from vqa_rt.runtime.synthetic import make_test_clip
+
+    plan = plans("fp32").plan
+    _require_kernel_library()
+    ref, dist = str(tmp_path / "ref.yuv"), str(tmp_path / "dist.yuv")
+    make_test_clip(ref, dist, 128, 96, 7, seed=5, bit_depth=bit_depth, quality=25)
+    pix_fmt = "yuv420p" if bit_depth == 8 else "yuv420p10le"
+    videos = [VideoInput(path, 128, 96, pix_fmt) for path in (ref, dist)]
+    results = {name: score(engine, *videos, ScoreOptions(**options))
+               for name, engine in (("onnx", fr_export.path), ("plan", plan))}
+    model = results["plan"]["model"]
+    assert model["preprocess"] == "gpu" and model["backend"] == "tensorrt-fp32"
+    frames = {name: result["frames"] for name, result in results.items()}
+    assert [f["frameNum"] for f in frames["plan"]] == [f["frameNum"] for f in frames["onnx"]]
+    for output in ("score", "spatial", "temporal"):
+        expected = np.array([f["metrics"][output] for f in frames["onnx"]])
+        actual = np.array([f["metrics"][output] for f in frames["plan"]])
+        error = np.abs(actual - expected).max() / np.abs(expected).max()
+        assert error <= TOLERANCE["fp32"], f"{output}: {error:.3g}"
