@@ -100,7 +100,7 @@ def run(plan: Plan) -> dict:
     targets = [
         {"target": f"int8 SROCC vs FP32 >= {TARGETS['srocc']}", "value": int8["srocc"],
          "met": int8["srocc"] is not None and int8["srocc"] >= TARGETS["srocc"]},
-        {"target": f"int8 max |Δscore| <= {TARGETS['max_abs_score_diff']} (1..5 scale)",
+        {"target": f"int8 max \\|Δscore\\| <= {TARGETS['max_abs_score_diff']} (1..5 scale)",
          "value": int8["max_abs_score_diff"],
          "met": int8["max_abs_score_diff"] is not None and int8["max_abs_score_diff"] <= TARGETS["max_abs_score_diff"]},
         {"target": f"int8 speed-up on ONNX Runtime CPU >= {TARGETS['speedup']}x", "value": int8["speedup"],
@@ -156,8 +156,8 @@ def render_markdown(results: dict) -> str:
         *table(["mode", "frames", "SROCC", "PLCC", "max abs Δscore", "mean abs Δscore", "mean KL", "speed-up",
                 "MiB"], rows), "",
         "int8 is explicit Q/DQ (symmetric int8, per-channel weights, 99.99th-percentile activation ranges) on every "
-        "linear layer except the patch embedding, the gated MLPs' down projections and the single-row layers of the "
-        "last position, which stay float; ONNX Runtime runs it with its int8 kernels after re-expressing the "
+        "linear layer except the patch embedding, the projector, the gated MLPs' down projections and the single-row "
+        "layers of the last position, which stay float; ONNX Runtime runs it with its int8 kernels after re-expressing the "
         "signed activations as unsigned (exact). The weight-only modes are ONNX Runtime's MatMulNBits. "
         f"fp8: {fp8['cpu_error'] or 'ran'}.", "",
         "## Targets", "",

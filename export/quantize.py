@@ -56,7 +56,7 @@ class Mode:
 
 
 MODES = {
-    "int8": Mode("int8 Q/DQ (symmetric, per-channel weights, MinMax-calibrated activations)", True,
+    "int8": Mode("int8 Q/DQ (symmetric, per-channel weights, percentile-calibrated activations)", True,
                  "TensorRT int8, ONNX Runtime CPU"),
     "int8-weight-only": Mode(f"int8 weights in blocks of {WEIGHT_BLOCK} (ONNX Runtime MatMulNBits)", False,
                              "ONNX Runtime CPU"),
@@ -107,7 +107,11 @@ def quantized_nodes(model: onnx.ModelProto) -> list[str]:
     - see a single row (the NR model's last position: its last decoder layer and the level
       head), which cost next to nothing and feed the score directly,
     - read the product of two other linear layers' outputs (a gated MLP's down projection,
-      whose heavy-tailed input is what per-tensor int8 scales handle worst).
+      whose heavy-tailed input is what per-tensor int8 scales handle worst),
+    - form the projector: the layer whose output (plus its bias) joins the text embeddings in a
+      ``Concat`` and the layers it is computed from; its error reaches every image token the
+      decoder reads (about 1 % of the work; float, it took the NR ``small`` model's worst-frame
+      |Δscore| from 0.063 to 0.038 on 120 evaluation frames).
 
     Activation-by-activation products (attention) stay float too.
     """
@@ -140,8 +144,19 @@ def quantized_nodes(model: onnx.ModelProto) -> list[str]:
         first, second = (sources(i) for i in node.input)
         return bool(first) and bool(second) and first.isdisjoint(second)
 
+    def projector_output(name: str) -> str | None:
+        """The linear layer computing ``name``, directly or through a bias ``Add``."""
+        node = producers.get(name)
+        if node is not None and node.op_type == "Add" and node.input[1] in constants:
+            node = producers.get(node.input[0])
+        return node.name if node is not None and linear(node) else None
+
+    nodes = {node.name: node for node in graph.node}
+    projector = {layer for node in graph.node if node.op_type == "Concat" for layer in map(projector_output, node.input)
+                 if layer is not None}
+    projector |= frozenset().union(*(sources(nodes[layer].input[0]) for layer in projector))
     return [node.name for node in graph.node
-            if linear(node) and node.input[0] not in inputs
+            if linear(node) and node.input[0] not in inputs and node.name not in projector
             and not (node.op_type != "Conv" and single_row(node.input[0])) and not gated(node.input[0])]
 
 

@@ -76,9 +76,9 @@ def test_quantized_nodes_keep_the_sensitive_layers_float(nr_export):
     linear = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm", "Conv") and n.input[1] in constants]
     # tiny: 2 vision layers x 6 + projector 2 + 2 decoder layers x 7 + head 1 + patch conv = 30
     assert len(linear) == 30
-    # float: the patch conv (reads the input), 2 gated down projections, the last layer's
-    # single-row q/o/gate/up (its down projection counted already) and the level head
-    assert len(linear) - len(chosen) == 1 + 2 + 4 + 1
+    # float: the patch conv (reads the input), the projector's 2 layers, 2 gated down projections,
+    # the last layer's single-row q/o/gate/up (its down projection counted already) and the level head
+    assert len(linear) - len(chosen) == 1 + 2 + 2 + 4 + 1
 
 
 def test_reports_compare_with_the_source_on_the_cpu(quantized):
