@@ -151,12 +151,12 @@ class _Run:
                 if lane.taken == 0:
                     raise InputError(f"frame skip {lane.branch.sampling().skip} leaves no frames "
                                      "(the video is shorter)")
-        except BaseException as exc:  # handed to every branch after its last frame, and to the caller
+        except BaseException as exc:  # the caller raises it once the branches have used every frame handed out
             error = exc
         finally:
             for lane in self.lanes:
-                self._put(lane.queue, (_END, error))
-            self.events.put(("reader done", None, None))
+                self._put(lane.queue, (_END, None))
+            self.events.put(("reader done", None, error))
 
     # ------------------------------------------------------------ worker threads
     def _items(self, lane: _Lane) -> Iterator[tuple[int, Any]]:
@@ -166,8 +166,6 @@ class _Run:
             except queue.Empty:
                 continue
             if index is _END:
-                if item is not None:
-                    raise item
                 return
             yield index, item
 
