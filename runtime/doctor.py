@@ -117,24 +117,21 @@ def _plugin(trt) -> Finding:
 
 
 def _kernels() -> Finding:
+    from vqa_rt.runtime.gpu_preprocess import KernelLibrary
+
     try:
         path = find_kernels_library()
     except VqaRtError as exc:
         return Finding("kernel library", MISSING, str(exc), "$VQA_KERNELS_LIBRARY, then build/kernels/lib")
     try:
-        lib = ctypes.CDLL(path)
-    except OSError as exc:
-        return Finding("kernel library", MISSING, f"{path} found but cannot be loaded ({exc})", "dlopen via ctypes")
-    for name in ("vqa_kernels_build_info", "vqa_last_error", "vqa_status_name"):
-        getattr(lib, name).restype = ctypes.c_char_p
-    lib.vqa_status_name.argtypes = [ctypes.c_int32]
-    lib.vqa_device_count.argtypes = [ctypes.POINTER(ctypes.c_int32)]
-    lib.vqa_device_count.restype = ctypes.c_int32
-    count = ctypes.c_int32(0)
-    status = lib.vqa_device_count(ctypes.byref(count))
-    devices = (f"{count.value} device(s)" if status == 0 else
-               f"{lib.vqa_status_name(status).decode()}: {lib.vqa_last_error().decode() or 'no message'}")
-    return Finding("kernel library", OK, f"{path}: {lib.vqa_kernels_build_info().decode()}; vqa_device_count: "
+        library = KernelLibrary(path)
+    except VqaRtError as exc:
+        return Finding("kernel library", MISSING, str(exc), "dlopen via ctypes")
+    try:
+        devices = f"{library.device_count()} device(s)"
+    except VqaRtError as exc:
+        devices = f"{library.status_name(exc.status)}: {library.last_error() or 'no message'}"
+    return Finding("kernel library", OK, f"{path}: {library.build_info()}; vqa_device_count: "
                    f"{devices}", "dlopen via ctypes + vqa_device_count (C ABI)")
 
 

@@ -24,7 +24,7 @@ from vqa_rt.errors import InputError
 from .model_info import read_model_info
 from .pipeline import Branch, run_pipeline
 from .qp_conversion import QPConversion
-from .qpmap import FrameOptions, QPMapBranch, _engine_info, map_file_sink
+from .qpmap import FrameOptions, QPMapBranch, check_method, map_file_sink
 from .qpmap_formats import SUMMARY_ONLY, check_format
 from .scorer_factory import check_engine
 from .scoring import ScoreBranch, ScoreOptions, VideoInput, check_reference, open_inputs, score_outputs
@@ -87,7 +87,7 @@ def check_job(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoI
     if engines.nr:
         infos["nr"] = read_model_info(engines.nr, expected_kind="nr")
     if engines.maps:
-        infos["qpmap"] = _engine_info(engines.qpmap, engines.qp_method)
+        infos["qpmap"] = check_method(engines.qpmap, engines.qp_method)
         check_format(options.map_format, f"qpmap.{MAP_EXTENSIONS.get(options.map_format, 'json')}",
                      options.conversion.grid)
     return infos

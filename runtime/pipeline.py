@@ -20,6 +20,7 @@ ended, so it can keep what was computed.
 from __future__ import annotations
 
 import abc
+import collections
 import contextlib
 import dataclasses
 import queue
@@ -94,7 +95,6 @@ class _Lane:
     target: int | None
     queue: queue.Queue
     taken: int = 0
-    worker: threading.Thread | None = None
 
 
 def _item(branch: Branch, step: Step) -> Any:
@@ -120,7 +120,7 @@ class _Run:
         self.events: queue.Queue = queue.Queue()  # (kind, lane, payload) from the reader and the workers
         self.stop = threading.Event()
         self.pending: dict[int, tuple[set[str], dict[str, Any]]] = {}  # frame -> (branches owed, outputs)
-        self.order: list[int] = []  # frames announced, not yet passed to on_frame (ascending)
+        self.order: collections.deque[int] = collections.deque()  # frames announced, not yet passed on
 
     # ------------------------------------------------------------ reader thread
     def _put(self, lane_queue: queue.Queue, item: Any) -> bool:
@@ -196,17 +196,15 @@ class _Run:
             got[name] = lane.branch.frame_line(output)
             owed.discard(name)
         while self.order and not self.pending[self.order[0]][0]:
-            index = self.order.pop(0)
+            index = self.order.popleft()
             _, got = self.pending.pop(index)
             if self.on_frame is not None:
                 self.on_frame(index, got)
 
     def run(self) -> None:
         threads = [threading.Thread(target=self.read, name="pipeline-reader", daemon=True)]
-        for lane in self.lanes:
-            lane.worker = threading.Thread(target=self.work, args=(lane,), name=f"pipeline-{lane.branch.name}",
-                                           daemon=True)
-            threads.append(lane.worker)
+        threads += [threading.Thread(target=self.work, args=(lane,), name=f"pipeline-{lane.branch.name}", daemon=True)
+                    for lane in self.lanes]
         running, first_error = len(threads), None
         for thread in threads:
             thread.start()

@@ -98,7 +98,7 @@ class MapSummary:
         return self.result
 
 
-def _engine_info(engine: str | None, method: str) -> ModelInfo | None:
+def check_method(engine: str | None, method: str) -> ModelInfo | None:
     """Check the method and its engine before the video is opened; the model's metadata, if any."""
     if method not in METHODS:
         raise InputError(f"unknown QP-map method {method!r} (known: {', '.join(METHODS)})")
@@ -221,7 +221,7 @@ def write_qp_maps(
     """
     conversion = conversion if conversion is not None else QPConversion(grid=default_grid(fmt))
     check_format(fmt, output, conversion.grid)
-    info = _engine_info(engine, method)
+    info = check_method(engine, method)
     summary_paths = [p for p in (output if fmt == SUMMARY_ONLY else None, summary_path) if p]
     check_output_paths([output, *summary_paths])
     video = VideoInput(video) if isinstance(video, str) else video
@@ -247,7 +247,7 @@ def qp_maps(
     progress: ProgressCallback | None = None,
 ) -> QPMaps:
     """Every frame's delta-QP and absolute QP maps as arrays, with the summary."""
-    info = _engine_info(engine, method)
+    info = check_method(engine, method)
     video = VideoInput(video) if isinstance(video, str) else video
     maps: list[np.ndarray] = []
 

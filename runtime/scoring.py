@@ -153,9 +153,9 @@ class ScoreBranch(Branch):
         self.result["frames"].append({"frameNum": index, "metrics": output})
         if self.progress:
             self.progress(len(self.result["frames"]), self.total)
-        if self.writer.targets:
+        if self.writer.due():  # pooling every frame would cost O(frames) per frame
             _pool_all(self.result)
-            self.writer.update(self.result)
+            self.writer.update(self.result, force=True)
 
     def close(self, error: BaseException | None) -> None:
         if self.scorer is not None:

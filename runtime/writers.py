@@ -74,9 +74,12 @@ class SnapshotWriter:
         self.interval = interval
         self._last = float("-inf")
 
+    def due(self) -> bool:
+        """Whether :meth:`update` would write now (there are targets and the interval has passed)."""
+        return bool(self.targets) and time.monotonic() - self._last >= self.interval
+
     def update(self, result: dict[str, Any], force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last >= self.interval:
+        if force or self.due():
             for path, render in self.targets:
                 write_atomic(path, render(result))
-            self._last = now
+            self._last = time.monotonic()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vqa_rt.runtime.gpu_preprocess import DTYPES, STATUS_NAMES, declare_abi
+from vqa_rt.runtime.gpu_preprocess import DTYPES, STATUS_NAMES, KernelLibrary
 from vqa_rt.runtime.gpu_preprocess import YuvToRgbParams as YuvParams
 from vqa_rt.runtime.gpu_preprocess import yuv_to_rgb_params
 
@@ -43,13 +43,14 @@ def yuv_params(width, height, bit_depth=8, matrix="bt709", color_range="limited"
 _P = ctypes.c_void_p
 
 
-class KernelLib:
-    """libvqa_kernels.so through ctypes, returning the status codes; pointer arguments are plain
-    integers (device addresses). The common and pre-processing declarations are the runtime's."""
+class KernelLib(KernelLibrary):
+    """libvqa_kernels.so through ctypes, its deformable-convolution calls returning the status codes;
+    pointer arguments are plain integers (device addresses). Loading, the common and the
+    pre-processing functions are the runtime's :class:`KernelLibrary`."""
 
     def __init__(self, path: str):
-        self.path = path
-        lib = self.lib = declare_abi(ctypes.CDLL(path))
+        super().__init__(path)
+        lib = self.lib
         lib.vqa_deform_conv_workspace_size.argtypes = [ctypes.POINTER(DeformConvParams), ctypes.c_int32,
                                                        ctypes.POINTER(ctypes.c_uint64)]
         lib.vqa_deform_conv_forward.argtypes = [ctypes.POINTER(DeformConvParams), ctypes.c_int32,
@@ -57,16 +58,7 @@ class KernelLib:
         for name in ("vqa_deform_conv_workspace_size", "vqa_deform_conv_forward"):
             getattr(lib, name).restype = ctypes.c_int32
 
-    def version(self) -> str:
-        return self.lib.vqa_kernels_version().decode()
-
-    def build_info(self) -> str:
-        return self.lib.vqa_kernels_build_info().decode()
-
-    def last_error(self) -> str:
-        return self.lib.vqa_last_error().decode()
-
-    def device_count(self) -> tuple[int, int]:
+    def device_count_status(self) -> tuple[int, int]:
         count = ctypes.c_int32(-1)
         status = self.lib.vqa_device_count(ctypes.byref(count))
         return status, count.value
@@ -415,7 +407,7 @@ def gpu_kernels(request) -> KernelLib:
         pytest.skip(f"no GPU visible: {why}")
     path = request.getfixturevalue("kernels_library_path")
     lib = KernelLib(path)
-    status, devices = lib.device_count()
+    status, devices = lib.device_count_status()
     if status != 0 or devices == 0:
         pytest.skip(f"no GPU visible to {path}: {lib.last_error()}")
     return lib

@@ -36,15 +36,20 @@ def socket_dir():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def start_server(path: str, engines: JobEngines, drain_timeout: float) -> tuple[threading.Event, threading.Thread]:
+    """``serve`` in a thread, listening; returns its stop event and the thread."""
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=serve, args=(path, engines), kwargs={
+        "stop": stop, "ready": ready.set, "log": lambda _: None, "drain_timeout": drain_timeout})
+    thread.start()
+    assert ready.wait(60)
+    return stop, thread
+
+
 @pytest.fixture
 def server(socket_dir, fr_export, nr_export):
     path = os.path.join(socket_dir, "s.sock")
-    stop, ready = threading.Event(), threading.Event()
-    engines = JobEngines(fr=fr_export.path, nr=nr_export.path, qp_method="activity")
-    thread = threading.Thread(target=serve, args=(path, engines),
-                              kwargs={"stop": stop, "ready": ready.set, "log": lambda _: None, "drain_timeout": 10})
-    thread.start()
-    assert ready.wait(60)
+    stop, thread = start_server(path, JobEngines(fr=fr_export.path, nr=nr_export.path, qp_method="activity"), 10)
     yield path, stop
     stop.set()
     thread.join(30)
@@ -126,11 +131,7 @@ def test_disconnect_mid_frame_and_garbage_frames_end_only_that_job(server, clip)
 
 def test_shutdown_lets_a_running_job_finish(socket_dir, clip, fr_export):
     path = os.path.join(socket_dir, "s.sock")
-    stop, ready = threading.Event(), threading.Event()
-    thread = threading.Thread(target=serve, args=(path, JobEngines(fr=fr_export.path)),
-                              kwargs={"stop": stop, "ready": ready.set, "log": lambda _: None, "drain_timeout": 20})
-    thread.start()
-    assert ready.wait(60)
+    stop, thread = start_server(path, JobEngines(fr=fr_export.path), 20)
     payloads = frame_payloads(clip)
 
     def slow():
@@ -148,11 +149,7 @@ def test_shutdown_lets_a_running_job_finish(socket_dir, clip, fr_export):
 
 def test_shutdown_fails_a_job_that_outlasts_the_drain_timeout(socket_dir, clip, fr_export):
     path = os.path.join(socket_dir, "s.sock")
-    stop, ready = threading.Event(), threading.Event()
-    thread = threading.Thread(target=serve, args=(path, JobEngines(fr=fr_export.path)),
-                              kwargs={"stop": stop, "ready": ready.set, "log": lambda _: None, "drain_timeout": 0.5})
-    thread.start()
-    assert ready.wait(60)
+    stop, thread = start_server(path, JobEngines(fr=fr_export.path), 0.5)
     payload = frame_payloads(clip)[0]
     with socket.socket(socket.AF_UNIX) as connection:
         connection.connect(path)
