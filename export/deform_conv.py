@@ -21,11 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vqa_rt.runtime.kernel_library import deform_conv_output_size
+
 __all__ = ["deform_conv2d", "DeformConv2d", "ONNX_TRANSLATIONS"]
-
-
-def _output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int):
-    return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
 @torch.library.custom_op("vqa_rt::deform_conv2d", mutates_args=())
@@ -137,7 +135,7 @@ class DeformConv2d(nn.Module):
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Spatial size of the output for an input of the given size."""
         k, s, p, d = self.kernel_size, self.stride, self.padding, self.dilation
-        return _output_size(height, k, s, p, p, d), _output_size(width, k, s, p, p, d)
+        return deform_conv_output_size(height, k, s, p, p, d), deform_conv_output_size(width, k, s, p, p, d)
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
         p = self.padding

@@ -117,7 +117,7 @@ def _plugin(trt) -> Finding:
 
 
 def _kernels() -> Finding:
-    from vqa_rt.runtime.gpu_preprocess import KernelLibrary
+    from vqa_rt.runtime.kernel_library import KernelLibrary
 
     try:
         path = find_kernels_library()

@@ -24,7 +24,8 @@ from typing import Any
 
 from vqa_rt.errors import BackendUnavailableError, ModelError
 from vqa_rt.runtime.frames import FramePair
-from vqa_rt.runtime.gpu_preprocess import DTYPES, GpuYuvConverter, KernelLibrary
+from vqa_rt.runtime.gpu_preprocess import GpuYuvConverter
+from vqa_rt.runtime.kernel_library import DTYPES, KernelLibrary
 from vqa_rt.runtime.model_info import ModelInfo
 from vqa_rt.runtime.scorers import EngineScorer
 from vqa_rt.runtime.video import Frame, VideoFormat

@@ -1,7 +1,7 @@
-"""Shared by the kernel tests: a one-architecture CMake build of the kernels, ctypes
-bindings of libvqa_kernels (the pre-processing part is vqa_rt.runtime.gpu_preprocess's; the
-deformable convolution and the host emulation are bound here), the deformable-conv test
-cases and the ONNX Runtime ``DeformConv`` oracle."""
+"""Shared by the kernel tests: a one-architecture CMake build of the kernels, libvqa_kernels
+through the runtime's binding (vqa_rt.runtime.kernel_library) with calls returning status codes,
+the host emulation's binding, the deformable-conv test cases and the ONNX Runtime ``DeformConv``
+oracle."""
 
 from __future__ import annotations
 
@@ -15,25 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vqa_rt.runtime.gpu_preprocess import DTYPES, STATUS_NAMES, KernelLibrary
-from vqa_rt.runtime.gpu_preprocess import YuvToRgbParams as YuvParams
-from vqa_rt.runtime.gpu_preprocess import yuv_to_rgb_params
+from vqa_rt.runtime.kernel_library import DTYPES, STATUS_NAMES, DeformConvParams, KernelLibrary
+from vqa_rt.runtime.kernel_library import YuvToRgbParams as YuvParams
+from vqa_rt.runtime.kernel_library import deform_conv_params, yuv_to_rgb_params
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_ARCH = "80"  # one architecture keeps the test build short
 
 STATUS = STATUS_NAMES
-
-_DEFORM_FIELDS = ("batch", "in_channels", "in_height", "in_width", "out_channels", "kernel_h", "kernel_w",
-                  "out_height", "out_width", "stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom",
-                  "pad_right", "dilation_h", "dilation_w", "group", "offset_group")
-
-
-class DeformConvParams(ctypes.Structure):
-    """``vqa_deform_conv_params``."""
-
-    _fields_ = [(name, ctypes.c_int32) for name in _DEFORM_FIELDS]
-
 
 def yuv_params(width, height, bit_depth=8, matrix="bt709", color_range="limited", size=None,
                mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), dtype="float32") -> YuvParams:
@@ -44,19 +33,8 @@ _P = ctypes.c_void_p
 
 
 class KernelLib(KernelLibrary):
-    """libvqa_kernels.so through ctypes, its deformable-convolution calls returning the status codes;
-    pointer arguments are plain integers (device addresses). Loading, the common and the
-    pre-processing functions are the runtime's :class:`KernelLibrary`."""
-
-    def __init__(self, path: str):
-        super().__init__(path)
-        lib = self.lib
-        lib.vqa_deform_conv_workspace_size.argtypes = [ctypes.POINTER(DeformConvParams), ctypes.c_int32,
-                                                       ctypes.POINTER(ctypes.c_uint64)]
-        lib.vqa_deform_conv_forward.argtypes = [ctypes.POINTER(DeformConvParams), ctypes.c_int32,
-                                                _P, _P, _P, _P, _P, _P, _P, ctypes.c_uint64, _P]
-        for name in ("vqa_deform_conv_workspace_size", "vqa_deform_conv_forward"):
-            getattr(lib, name).restype = ctypes.c_int32
+    """The runtime's :class:`KernelLibrary` with calls that return the C ABI's status codes instead of
+    raising, so the tests can check each status; pointer arguments are plain integers (device addresses)."""
 
     def device_count_status(self) -> tuple[int, int]:
         count = ctypes.c_int32(-1)
@@ -215,16 +193,12 @@ class DeformCase:
 
     @property
     def out_size(self) -> tuple[int, int]:
-        def axis(size, k, s, p0, p1, d):
-            return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
-
-        return (axis(self.h, self.kernel[0], self.stride[0], self.pads[0], self.pads[2], self.dilation[0]),
-                axis(self.w, self.kernel[1], self.stride[1], self.pads[1], self.pads[3], self.dilation[1]))
+        params = self.params()
+        return params.out_height, params.out_width
 
     def params(self) -> DeformConvParams:
-        oh, ow = self.out_size
-        return DeformConvParams(self.n, self.c, self.h, self.w, self.oc, *self.kernel, oh, ow, *self.stride,
-                                *self.pads, *self.dilation, self.group, self.offset_group)
+        return deform_conv_params((self.n, self.c, self.h, self.w), (self.oc, self.c // self.group, *self.kernel),
+                                  self.stride, self.pads, self.dilation, self.group, self.offset_group)
 
     def inputs(self, seed: int = 0) -> dict[str, np.ndarray | None]:
         """Fresh float32 inputs: x, weight, offset, mask (or None), bias (or None)."""

@@ -252,7 +252,7 @@ def test_score_with_a_plan_matches_the_onnx_file(plans, fr_export, clip, cli, tm
 
 
 def _require_kernel_library():
-    from vqa_rt.runtime.gpu_preprocess import KernelLibrary
+    from vqa_rt.runtime.kernel_library import KernelLibrary
 
     try:
         return KernelLibrary()
