@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench kernels clean
+.PHONY: demo test bench kernels gpu-check clean
 
 $(VENV)/.installed-%: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ kernels:
 	cmake -S . -B build/kernels "-DCMAKE_CUDA_ARCHITECTURES=$(CMAKE_CUDA_ARCHITECTURES)" \
 		$(if $(TENSORRT_ROOT),"-DTENSORRT_ROOT=$(TENSORRT_ROOT)")
 	cmake --build build/kernels -j$(KERNELS_JOBS)
+
+## gpu-check: on a machine with an NVIDIA GPU: the kernels for it, every GPU test, the GPU kernel benchmark
+gpu-check: $(VENV)/.installed-export+test+gpu
+	$(MAKE) kernels CMAKE_CUDA_ARCHITECTURES=native
+	$(BIN)/python -m pytest -m gpu -rs
+	$(BIN)/python benchmarks/gpu_kernels.py
 
 clean:
 	rm -rf build $(VENV)
