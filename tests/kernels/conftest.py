@@ -108,7 +108,11 @@ def tensorrt_include_dir() -> Path | None:
 class KernelBuild:
     build_dir: Path
     configure_log: str
-    with_plugin: bool
+    tensorrt_include: Path | None  # the TensorRT headers the plugin was built against (None: not built)
+
+    @property
+    def with_plugin(self) -> bool:
+        return self.tensorrt_include is not None
 
     @property
     def kernels(self) -> Path:
@@ -156,7 +160,7 @@ def kernel_build(tmp_path_factory) -> KernelBuild:
                               capture_output=True, text=True, timeout=900)
     if compile_.returncode:
         pytest.fail(f"kernel build failed:\n{compile_.stdout[-4000:]}\n{compile_.stderr[-4000:]}")
-    return KernelBuild(build, configure.stdout + configure.stderr, trt is not None)
+    return KernelBuild(build, configure.stdout + configure.stderr, trt)
 
 
 @pytest.fixture(scope="session")
