@@ -544,7 +544,7 @@ def build_engine(onnx_path: str, plan_path: str, options: BuildOptions = BuildOp
     :class:`ModelError` for a model that cannot be built as asked, :class:`EngineBuildError`
     for what TensorRT rejects. Nothing is written unless the build succeeds.
     """
-    from vqa_rt.runtime.backends.tensorrt import import_tensorrt, make_logger
+    from vqa_rt.runtime.backends.tensorrt import import_tensorrt, make_logger, start_tensorrt
     from vqa_rt.runtime.cuda_probe import probe_driver
 
     start = time.monotonic()
@@ -583,9 +583,7 @@ def build_engine(onnx_path: str, plan_path: str, options: BuildOptions = BuildOp
     if options.plugin and not prepared.rewritten:
         notes.append(f"--plugin {options.plugin} not used: the graph has no DeformConv rewritten for it")
 
-    builder = trt.Builder(logger)
-    if builder is None:
-        raise BackendUnavailableError(f"TensorRT cannot create a builder: {logger.last_error()}")
+    builder = start_tensorrt(trt, logger, "Builder")
     network, _parser = _parse(trt, builder, logger, prepared, onnx_path)
     config = _configure(trt, builder, network, profile, options, notes)
     serialized = builder.build_serialized_network(network, config)
@@ -593,7 +591,7 @@ def build_engine(onnx_path: str, plan_path: str, options: BuildOptions = BuildOp
         raise EngineBuildError(f"{onnx_path}: TensorRT failed to build the engine: {logger.last_error()} "
                                "(--verbose shows TensorRT's log)")
     plan_bytes = memoryview(serialized)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(plan_bytes)
+    engine = start_tensorrt(trt, logger).deserialize_cuda_engine(plan_bytes)
     if engine is None:
         raise EngineBuildError(f"the plan TensorRT just built does not deserialise: {logger.last_error()}")
     engine_info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))

@@ -175,3 +175,19 @@ def cli():
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tensorrt_bindings():
+    """TensorRT's Python module: the full ``tensorrt``, else a lean runtime's (``tensorrt_lean``, or
+    ``tensorrt_lean_bindings`` from the split wheels). Its plugin registry and logger work without
+    a GPU. Skips when none imports."""
+    import importlib
+
+    for name in ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings"):
+        try:
+            return importlib.import_module(name)
+        except Exception:  # ImportError, or bindings whose libraries fail to load
+            continue
+    pytest.skip("TensorRT's Python bindings are not installed (neither tensorrt nor a lean runtime: the test "
+                "extra brings tensorrt-lean-cu13-libs and -bindings on Linux x86-64)")

@@ -15,6 +15,7 @@ buffers, see :mod:`vqa_rt.runtime.gpu_preprocess`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 import threading
@@ -87,6 +88,23 @@ def make_logger(trt, verbose: bool = False):
             return self.errors[-1] if self.errors else "no message from TensorRT"
 
     return _Logger()
+
+
+def start_tensorrt(trt, logger, kind: str = "Runtime"):
+    """``trt.Runtime(logger)`` (or ``trt.Builder`` for ``kind="Builder"``), or :class:`BackendUnavailableError`
+    with TensorRT's first message when it could not start (CUDA initialisation failed: no usable GPU, or a
+    driver older than TensorRT's CUDA). ``logger`` is :func:`make_logger`'s. TensorRT (10.16 and 11.1 seen)
+    returns a runtime object even then, and using or destroying it crashes the process, also at
+    interpreter exit: a failed one is never used, and one extra reference keeps it from being destroyed."""
+    seen = len(logger.errors)
+    started = getattr(trt, kind)(logger)
+    if started is not None and len(logger.errors) == seen:
+        return started
+    if started is not None:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(started))
+    message = logger.errors[seen] if len(logger.errors) > seen else "no message from TensorRT"
+    raise BackendUnavailableError(f"TensorRT {trt.__version__} could not start its {kind.lower()} ({message}); "
+                                  "see `vqa-rt doctor` for the GPU, driver and CUDA versions")
 
 
 def plan_mismatches(sidecar: dict[str, Any], trt_version: str, gpu_name: str | None = None,
@@ -222,7 +240,7 @@ class TensorRTRunner(Runner):
             register_builtin_plugins(trt, self.logger)
         if self.plugin_path is not None:
             register_plugin(trt, self.plugin_path)
-        self._runtime = trt.Runtime(self.logger)
+        self._runtime = start_tensorrt(trt, self.logger)
         with open(path, "rb") as handle:
             data = handle.read()
         self._engine = self._runtime.deserialize_cuda_engine(data)

@@ -1,8 +1,8 @@
 """The plugin library in TensorRT's own plugin registry, through vqa-rt's ``register_plugin``.
 
-Needs TensorRT's Python bindings (the full ``tensorrt`` or only the lean runtime, e.g.
-``pip install tensorrt-lean-cu12-libs tensorrt-lean-cu12-bindings``; the registry works without a
-GPU) and the plugin built against headers of the same major release ($TENSORRT_ROOT). TensorRT
+Needs TensorRT's Python bindings (the full ``tensorrt``, or the lean runtime the test extra installs;
+the registry works without a GPU) and the plugin built against headers of the same major release
+($TENSORRT_ROOT; CI has none, so there it skips). TensorRT
 loads the library (``getCreators``, ``setLoggerFinder``), finds the creator by name, version and
 namespace, and creates plugins from fields as its ONNX parser does from a node's attributes (the
 plugin's metadata string shows what it parsed). Engines and enqueue need a GPU: test_tensorrt_runner.py.
@@ -10,7 +10,6 @@ plugin's metadata string shows what it parsed). Engines and enqueue need a GPU: 
 
 from __future__ import annotations
 
-import importlib
 import re
 
 import numpy as np
@@ -21,16 +20,6 @@ from vqa_rt.runtime.plugin import VQA_PLUGIN, register_plugin
 pytestmark = pytest.mark.slow
 
 
-def _import_tensorrt():
-    """TensorRT's Python module: the full bindings, else the lean runtime's (two packagings)."""
-    for name in ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings"):
-        try:
-            return importlib.import_module(name)
-        except Exception:  # ImportError, or bindings whose libraries fail to load
-            continue
-    return None
-
-
 def _header_major(include_dir) -> int:
     text = (include_dir / "NvInferVersion.h").read_text()
     match = re.search(r"#define\s+(?:TRT_MAJOR_ENTERPRISE|NV_TENSORRT_MAJOR)\s+(\d+)", text)
@@ -39,12 +28,10 @@ def _header_major(include_dir) -> int:
 
 
 @pytest.fixture(scope="module")
-def trt(kernel_build):
+def trt(kernel_build, request):
     if not kernel_build.with_plugin:
         pytest.skip("TensorRT headers not found: set TENSORRT_ROOT to a TensorRT root with include/NvInferRuntime.h")
-    module = _import_tensorrt()
-    if module is None:
-        pytest.skip("TensorRT's Python bindings are not installed (neither tensorrt nor its lean runtime)")
+    module = request.getfixturevalue("tensorrt_bindings")
     headers = _header_major(kernel_build.tensorrt_include)
     if int(module.__version__.split(".")[0]) != headers:
         pytest.skip(f"the plugin was built against TensorRT {headers} headers, the bindings are {module.__version__}")

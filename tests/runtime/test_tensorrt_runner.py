@@ -289,3 +289,28 @@ def test_score_with_gpu_preprocessing_matches_the_onnx_file_on_the_cpu(plans, fr
         actual = np.array([f["metrics"][output] for f in frames["plan"]])
         error = np.abs(actual - expected).max() / np.abs(expected).max()
         assert error <= TOLERANCE["fp32"], f"{output}: {error:.3g}"
+
+
+# ---------------------------------------------------------------- TensorRT without a GPU (bindings only)
+
+def test_a_runtime_that_cannot_start_is_a_clear_error_not_a_crash(tensorrt_bindings, capfd):
+    """With TensorRT's own bindings (full or lean runtime) and no GPU: TensorRT reports the CUDA
+    failure through ``make_logger``'s logger (printed once as ``[TensorRT] error: ...``) yet returns
+    a runtime object, which crashes the process when used or destroyed. ``start_tensorrt`` turns that
+    into BackendUnavailableError with TensorRT's message, and the process lives on."""
+    import gc
+
+    from vqa_rt.runtime.backends.tensorrt import make_logger, start_tensorrt
+    from vqa_rt.runtime.cuda_probe import probe_driver
+
+    if probe_driver().gpus:
+        pytest.skip("a GPU is visible: TensorRT's runtime starts here")
+    trt = tensorrt_bindings
+    logger = make_logger(trt)
+    for _ in range(2):
+        with pytest.raises(BackendUnavailableError, match="could not start its runtime \\(.*CUDA initiali"):
+            start_tensorrt(trt, logger)
+        gc.collect()
+    printed = [line for line in capfd.readouterr().err.splitlines() if line.startswith("[TensorRT]")]
+    assert printed and all(line.startswith("[TensorRT] error: ") for line in printed)
+    assert printed[0] == f"[TensorRT] error: {logger.errors[0]}"
