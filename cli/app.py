@@ -11,10 +11,11 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
+from vqa_rt.cli.video_options import ColorRange, Height, PixFmt, Width
 from vqa_rt.errors import VqaRtError
 
 app = typer.Typer(
@@ -32,16 +33,6 @@ class ModelKind(str, Enum):
     fr = "fr"
     nr = "nr"
     qpmap = "qpmap"
-
-
-class Matrix(str, Enum):
-    bt709 = "bt709"
-    bt601 = "bt601"
-
-
-class Range(str, Enum):
-    limited = "limited"
-    full = "full"
 
 
 class Device(str, Enum):
@@ -140,14 +131,14 @@ def score(
     reference: Optional[str] = typer.Option(
         None, "--reference", "-r", help="Reference video: raw YUV, Y4M, or - for stdin (not for NR engines)."),
     distorted: str = typer.Option(..., "--distorted", "-d", help="Distorted video: raw YUV, Y4M, or - for stdin."),
-    width: Optional[int] = typer.Option(None, "--width", "-w", help="Frame width (raw YUV)."),
-    height: Optional[int] = typer.Option(None, "--height", "-h", help="Frame height (raw YUV)."),
-    pix_fmt: Optional[str] = typer.Option(None, help="Pixel format of raw YUV: yuv420p (default) or yuv420p10le."),
+    width: Width = None,
+    height: Height = None,
+    pix_fmt: PixFmt = None,
     fps: Optional[float] = typer.Option(None, help="Frame rate of raw YUV (Y4M headers carry it); for --sample-fps."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON results (libvmaf-shaped)."),
     csv: Optional[Path] = typer.Option(None, help="CSV of per-frame scores."),
-    matrix: Matrix = typer.Option(Matrix.bt709, help="YUV->RGB matrix."),
-    color_range: Optional[Range] = typer.Option(None, "--range", help="YUV range (default: Y4M tag, else limited)."),
+    matrix: Literal["bt709", "bt601"] = typer.Option("bt709", help="YUV->RGB matrix."),
+    color_range: ColorRange = None,
     analysis_size: Optional[str] = typer.Option(None, help="Resize frames to WIDTHxHEIGHT before inference."),
     frame_skip: int = typer.Option(0, help="Skip this many frames at the start."),
     frame_stride: Optional[int] = typer.Option(
@@ -165,8 +156,8 @@ def score(
     if batch_size < 1:
         raise typer.BadParameter("--batch-size must be at least 1")
     options = ScoreOptions(
-        matrix=matrix.value,
-        color_range=color_range.value if color_range else None,
+        matrix=matrix,
+        color_range=color_range,
         analysis_size=_parse_size(analysis_size),
         frame_skip=frame_skip,
         frame_stride=frame_stride,

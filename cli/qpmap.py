@@ -12,6 +12,7 @@ from typing import Literal, Optional
 
 import typer
 
+from vqa_rt.cli.video_options import ColorRange, Height, PixFmt, Width
 from vqa_rt.runtime.qp_conversion import GRIDS, PAPER_BASE_QPS, QP_RANGES, R_LAMBDA_BETA, QPConversion
 from vqa_rt.runtime.qpmap_formats import FORMATS, default_grid
 
@@ -41,12 +42,11 @@ def qpmap_command(
     codec: Literal[tuple(QP_RANGES)] = typer.Option(
         "hevc", help="Legal QP range: " + ", ".join(f"{k} {lo}..{hi}" for k, (lo, hi) in QP_RANGES.items()) + "."),
     summary: Optional[Path] = typer.Option(None, help="Also write the JSON summary here."),
-    width: Optional[int] = typer.Option(None, "--width", "-w", help="Frame width (raw YUV)."),
-    height: Optional[int] = typer.Option(None, "--height", "-h", help="Frame height (raw YUV)."),
-    pix_fmt: Optional[str] = typer.Option(None, help="Pixel format of raw YUV: yuv420p (default) or yuv420p10le."),
+    width: Width = None,
+    height: Height = None,
+    pix_fmt: PixFmt = None,
     matrix: Literal["bt709", "bt601"] = typer.Option("bt709", help="YUV->RGB matrix (model method)."),
-    color_range: Optional[Literal["limited", "full"]] = typer.Option(
-        None, "--range", help="YUV range (default: Y4M tag, else limited)."),
+    color_range: ColorRange = None,
     max_frames: Optional[int] = typer.Option(None, help="Map at most this many frames."),
     device: Literal["cpu", "cuda"] = typer.Option("cpu", help="ONNX Runtime device."),
     threads: int = typer.Option(0, help="Inference threads (0: one per core)."),

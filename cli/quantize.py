@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import typer
+from vqa_rt.cli.video_options import ColorRange, Height, PixFmt, Width
 
 MODES = ("int8", "int8-weight-only", "int4-weight-only", "fp8")
 
@@ -20,13 +21,12 @@ def quantize_command(
         ..., help="Calibration video (raw YUV, Y4M, or - for stdin); also the evaluation frames unless --eval."),
     eval_video: Optional[str] = typer.Option(None, "--eval", help="Other video to evaluate fidelity on."),
     report: Optional[Path] = typer.Option(None, help="Also write the fidelity report here (JSON)."),
-    width: Optional[int] = typer.Option(None, "--width", "-w", help="Frame width (raw YUV)."),
-    height: Optional[int] = typer.Option(None, "--height", "-h", help="Frame height (raw YUV)."),
-    pix_fmt: Optional[str] = typer.Option(None, help="Pixel format of raw YUV: yuv420p (default) or yuv420p10le."),
+    width: Width = None,
+    height: Height = None,
+    pix_fmt: PixFmt = None,
     fps: Optional[float] = typer.Option(None, help="Frame rate of raw YUV (Y4M headers carry it); for --sample-fps."),
     matrix: Literal["bt709", "bt601"] = typer.Option("bt709", help="YUV->RGB matrix."),
-    color_range: Optional[Literal["limited", "full"]] = typer.Option(
-        None, "--range", help="YUV range (default: Y4M tag, else limited)."),
+    color_range: ColorRange = None,
     frame_skip: int = typer.Option(0, help="Skip this many frames at the start."),
     frame_stride: Optional[int] = typer.Option(None, help="Use every Nth frame (default: 1 frame per second)."),
     sample_fps: Optional[float] = typer.Option(None, help="Use this many frames per second of video."),

@@ -8,6 +8,7 @@ from typing import Literal, Optional
 
 import typer
 
+from vqa_rt.cli.video_options import ColorRange, Height, PixFmt, Width
 from vqa_rt.runtime.qp_conversion import GRIDS, QP_RANGES, QPConversion
 from vqa_rt.runtime.qpmap_formats import FORMATS, default_grid
 
@@ -26,13 +27,12 @@ def run_command(
         None, "--output-dir", "-o", help="Write fr.json/csv, nr.json/csv, qpmap.*, run.json here (created)."),
     jsonl: Optional[str] = typer.Option(
         None, help="Per-frame results as JSON lines to this file or FIFO, or - for stdout, flushed per frame."),
-    width: Optional[int] = typer.Option(None, "--width", "-w", help="Frame width (raw YUV)."),
-    height: Optional[int] = typer.Option(None, "--height", "-h", help="Frame height (raw YUV)."),
-    pix_fmt: Optional[str] = typer.Option(None, help="Pixel format of raw YUV: yuv420p (default) or yuv420p10le."),
+    width: Width = None,
+    height: Height = None,
+    pix_fmt: PixFmt = None,
     fps: Optional[float] = typer.Option(None, help="Frame rate of raw YUV (for NR's frames per second)."),
     matrix: Literal["bt709", "bt601"] = typer.Option("bt709", help="YUV->RGB matrix."),
-    color_range: Optional[Literal["limited", "full"]] = typer.Option(
-        None, "--range", help="YUV range (default: Y4M tag, else limited)."),
+    color_range: ColorRange = None,
     frame_skip: int = typer.Option(0, help="Skip this many frames at the start (every engine)."),
     max_frames: Optional[int] = typer.Option(None, help="Read at most this many frames (after the skip)."),
     fr_stride: Optional[int] = typer.Option(None, help="FR: score every Nth frame (default every frame)."),
