@@ -269,11 +269,11 @@ def bench_deform(torch, kernels, plan: Plan) -> list[dict]:
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     rows = []
     for index, layer in enumerate(fr_deform_layers(*FR_SIZE)):
+        p = layer_params(layer)
+        offset_and_mask = p.offset_group * p.kernel_h * p.kernel_w * 3 * p.batch * p.out_height * p.out_width
+        values_per_set = math.prod(layer["x"]) + offset_and_mask
         for dtype in ("float32", "float16"):
-            itemsize = 4 if dtype == "float32" else 2
-            p = layer_params(layer)
-            offset_and_mask = p.offset_group * p.kernel_h * p.kernel_w * 3 * p.batch * p.out_height * p.out_width
-            per_set = itemsize * (math.prod(layer["x"]) + offset_and_mask)
+            per_set = (4 if dtype == "float32" else 2) * values_per_set
             run = DeformConvRun(torch, kernels, layer, dtype, input_sets(per_set, l2))
             print(f"[deform] layer {index} {layer['x']} -> {p.out_channels} {dtype}: {len(run.sets)} input sets",
                   flush=True)
