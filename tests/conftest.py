@@ -115,6 +115,23 @@ def llava_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def ort_cpu_runs():
+    """``runs(path, feed)``: whether ONNX Runtime's CPU provider loads the model at ``path`` and runs it on
+    ``feed``; the oracle for what a fidelity report says (FLOAT8 Q/DQ runs on the CPU from ONNX Runtime
+    1.32, not before)."""
+    import onnxruntime as ort
+
+    def runs(path: str, feed: dict) -> bool:
+        try:
+            ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feed)
+        except Exception:  # ONNX Runtime reports unsupported types at load or at run time
+            return False
+        return True
+
+    return runs
+
+
+@pytest.fixture(scope="session")
 def write_csv():
     """Write a list of dicts as a CSV with a header; returns the path as a string."""
 
