@@ -160,7 +160,7 @@ def compare_backends(spec, model, onnx_path: str, plan: Plan, threads: int,
     """
     import torch
 
-    from vqa_rt.runtime.backends.onnxrt import OnnxRuntimeRunner
+    from vqa_rt.runtime.engines.backends.onnxrt import OnnxRuntimeRunner
 
     torch.set_num_threads(threads)
     rows = []
@@ -196,9 +196,9 @@ def run_model_benchmark(plan: Plan, kind: str, label: str, inputs: Callable[[int
     import onnxruntime as ort
     import torch
 
-    from vqa_rt.export.checkpoint import random_init
-    from vqa_rt.export.onnx_export import export_onnx
-    from vqa_rt.export.spec import get_spec
+    from vqa_rt.export.models.checkpoint import random_init
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+    from vqa_rt.export.models.spec import get_spec
 
     machine = machine_info(torch=torch.__version__, onnxruntime=ort.__version__)
     threads = os.cpu_count() or 1

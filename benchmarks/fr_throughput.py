@@ -5,7 +5,7 @@ One run measures, side by side:
 1. the FR model at batch 1 (one frame pair and its previous frames: four
    (1, 3, H, W) inputs) on ONNX Runtime and on PyTorch eager, same weights and
    thread count, timing rounds alternating between the two backends;
-2. end-to-end scoring of a raw yuv420p clip with ``vqa_rt.runtime.scoring.score``
+2. end-to-end scoring of a raw yuv420p clip with ``vqa_rt.runtime.pipeline.score.score``
    (the code path of ``vqa-rt score``) and once through the CLI in a subprocess,
    against the engine alone (``Runner.infer`` on pre-converted inputs).
 
@@ -31,11 +31,12 @@ import numpy as np
 import common
 from common import (SEED, SETTLE_S, main, model_markdown, row_at, run_model_benchmark, table, targets_markdown,
                     timed, timed_progress)
-from vqa_rt.runtime.color import normalize, yuv_to_rgb
-from vqa_rt.runtime.engines import open_runner
-from vqa_rt.runtime.scoring import ScoreOptions, VideoInput, score
-from vqa_rt.runtime.synthetic import make_test_clip
-from vqa_rt.runtime.video import open_video
+from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
+from vqa_rt.runtime.engines.runners import open_runner
+from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.synthetic import make_test_clip
+from vqa_rt.runtime.frames.sources import open_video
 
 TARGET_SIZE = (1920, 1080)
 TARGET_ORT_SPEEDUP = 2.0  # ORT >= 2x PyTorch eager at 1080p

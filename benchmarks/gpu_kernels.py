@@ -11,7 +11,7 @@ CUDA events around each timed call, warm-up calls first, the median of the repet
 rotate among several sets larger together than the L2 cache. Before any timing, every kernel's
 output (NaN-poisoned first) is checked: the deformable conv against the float64 PyTorch reference
 on the same (FP16-rounded, for FP16) inputs, relative L2 error FP32 <= 1e-5, FP16 <= 2e-3; the
-YUV->RGB kernel against runtime/color.py, max abs error <= 1e-5 of the values' range (FP32). A
+YUV->RGB kernel against runtime/frames/color.py, max abs error <= 1e-5 of the values' range (FP32). A
 kernel that fails its check has its speed reported but does not meet a target.
 
 Needs a CUDA GPU, torch with CUDA and libvqa_kernels.so (``make kernels``, or ``--library``).
@@ -69,7 +69,7 @@ def fail(message: str):
 def require_gpu(library_path: str | None):
     """(torch, the loaded KernelLibrary) on a visible CUDA GPU; exits with one line saying what is missing."""
     from vqa_rt.errors import VqaRtError
-    from vqa_rt.runtime.kernel_library import KernelLibrary
+    from vqa_rt.runtime.engines.native.kernel_library import KernelLibrary
 
     try:
         import torch
@@ -144,8 +144,8 @@ def fr_deform_layers(width: int, height: int) -> list[dict]:
     config) run on the meta device, each deformable conv's input shapes recorded."""
     import torch
 
-    from vqa_rt.export.deform_conv import DeformConv2d
-    from vqa_rt.export.fr_model import FRModel
+    from vqa_rt.export.models.deform_conv import DeformConv2d
+    from vqa_rt.export.models.fr import FRModel
 
     with torch.device("meta"):
         model = FRModel()
@@ -168,7 +168,7 @@ def fr_deform_layers(width: int, height: int) -> list[dict]:
 
 
 def layer_params(layer: dict):
-    from vqa_rt.runtime.kernel_library import deform_conv_params
+    from vqa_rt.runtime.engines.native.kernel_library import deform_conv_params
 
     return deform_conv_params(layer["x"], layer["weight"], layer["stride"], layer["pads"], layer["dilation"],
                               layer["group"], layer["offset_group"])
@@ -204,7 +204,7 @@ class DeformConvRun:
     """One layer in one dtype: the kernel (with its workspace) and the references, on rotating input sets."""
 
     def __init__(self, torch, kernels, layer: dict, dtype: str, sets: int):
-        from vqa_rt.export.deform_conv import deform_conv2d
+        from vqa_rt.export.models.deform_conv import deform_conv2d
 
         self.torch, self.kernels, self.layer, self.dtype = torch, kernels, layer, dtype
         self.torch_dtype = getattr(torch, dtype)
@@ -303,7 +303,7 @@ def bench_deform(torch, kernels, plan: Plan) -> list[dict]:
 
 def yuv_frame(width: int, height: int, bit_depth: int, seed: int):
     """A random 4:2:0 Frame whose codes span the whole range."""
-    from vqa_rt.runtime.video import Frame
+    from vqa_rt.runtime.frames.video import Frame
 
     rng = np.random.default_rng(seed)
     dtype = np.uint8 if bit_depth == 8 else np.uint16
@@ -313,8 +313,8 @@ def yuv_frame(width: int, height: int, bit_depth: int, seed: int):
 
 
 def bench_yuv(torch, kernels, plan: Plan, bandwidth_gb_s: float) -> list[dict]:
-    from vqa_rt.runtime.color import normalize, yuv_to_rgb
-    from vqa_rt.runtime.kernel_library import yuv_to_rgb_params
+    from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
+    from vqa_rt.runtime.engines.native.kernel_library import yuv_to_rgb_params
 
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     rows = []

@@ -3,13 +3,13 @@
 One run:
 
 1. builds the ``small`` NR configuration (about 34 M parameters) with seeded random
-   weights (**untrained**: see ``build_untrained`` in ``export/nr_model.py`` for how the
+   weights (**untrained**: see ``build_untrained`` in ``export/models/nr.py`` for how the
    init makes scores vary with the image), exports it to ONNX and validates it against
    PyTorch (batch 1 and 3);
 2. makes a calibration video (64 frames from 8 synthetic clips) and a separate evaluation
    video (120 frames from 12 other clips), 320x240, each clip a moving textured scene
    left clean, JPEG-coded, blurred or both, at several strengths;
-3. runs :func:`vqa_rt.export.quantize.quantize_model` (the code path of ``vqa-rt quantize``)
+3. runs :func:`vqa_rt.export.onnx_tools.quantize.quantize_model` (the code path of ``vqa-rt quantize``)
    in every mode: calibration on the first video, the fidelity report on the second, both
    models on ONNX Runtime CPU in the same process, batches alternating between them.
 
@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 from common import SEED, load_average, machine_info, machine_line, main, table
 
-from vqa_rt.runtime.scoring import ScoreOptions, VideoInput
-from vqa_rt.runtime.synthetic import DISTORTIONS, make_test_clip
+from vqa_rt.runtime.pipeline.score import ScoreOptions
+from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.synthetic import DISTORTIONS, make_test_clip
 
 MODES = ("int8", "int8-weight-only", "int4-weight-only", "fp8")
 TARGETS = {"srocc": 0.99, "max_abs_score_diff": 0.05, "speedup": 1.5}  # for int8, on >= 100 frames
@@ -68,10 +69,10 @@ def run(plan: Plan) -> dict:
     import onnxruntime as ort
     import torch
 
-    from vqa_rt.export.checkpoint import random_init
-    from vqa_rt.export.onnx_export import export_onnx
-    from vqa_rt.export.quantize import MODES as MODE_INFO, quantize_model
-    from vqa_rt.export.spec import get_spec
+    from vqa_rt.export.models.checkpoint import random_init
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+    from vqa_rt.export.onnx_tools.quantize import MODES as MODE_INFO, quantize_model
+    from vqa_rt.export.models.spec import get_spec
 
     machine = machine_info(torch=torch.__version__, onnxruntime=ort.__version__)
     start = time.perf_counter()

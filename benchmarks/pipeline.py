@@ -3,7 +3,7 @@
 One run, three sections:
 
 1. **Fan-out**: FR (every frame) + NR (1 frame per second) + QP-map model (every frame) in one
-   :func:`~vqa_rt.runtime.job.run_job` call vs the slowest engine alone (FR) through the same
+   :func:`~vqa_rt.runtime.pipeline.job.run_job` call vs the slowest engine alone (FR) through the same
    call, on the same clip, rounds alternating. Frames/s = frames read / wall time.
 2. **Memory**: RSS of this process every 250 frames over a 10,000-frame stream (FR + QP-map
    model every frame, NR at 1 frame per second; source and distorted fed through FIFOs by
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from common import SEED, load_average, machine_info, machine_line, main, table
 
-from vqa_rt.runtime.job import JobEngines, run_job
-from vqa_rt.runtime.scoring import VideoInput
-from vqa_rt.runtime.synthetic import make_test_clip
+from vqa_rt.runtime.pipeline.job import JobEngines, run_job
+from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.synthetic import make_test_clip
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,9 @@ FPS = 24
 
 
 def export_models(folder: str, nr_preset: str) -> dict[str, str]:
-    from vqa_rt.export.checkpoint import random_init
-    from vqa_rt.export.onnx_export import export_onnx
-    from vqa_rt.export.spec import get_spec
+    from vqa_rt.export.models.checkpoint import random_init
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+    from vqa_rt.export.models.spec import get_spec
 
     paths = {}
     for kind, preset in (("fr", None), ("qpmap", None), ("nr", nr_preset)):
@@ -138,7 +138,7 @@ def memory(plan: Plan, models: dict[str, str], folder: str) -> dict:
 
 def first_score(plan: Plan, models: dict[str, str], clip: dict[str, VideoInput], folder: str) -> dict:
     """Section 3: time to the first per-frame line, warm server vs cold CLI."""
-    from vqa_rt.runtime.serve_client import submit
+    from vqa_rt.runtime.serve.client import submit
 
     width, height = plan.size
     socket_path = os.path.join(tempfile.mkdtemp(prefix="vqa-bench-"), "s.sock")

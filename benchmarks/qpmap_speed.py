@@ -6,7 +6,7 @@ One run measures, side by side:
    PyTorch eager, same weights and thread count, timing rounds alternating between
    the two backends, at 768x512 (the Kodak size the paper times: ~700 ms CPU,
    ~20 ms GPU) and 1920x1080;
-2. end to end per frame with :func:`vqa_rt.runtime.qpmap.qp_maps` (the code path of
+2. end to end per frame with :func:`vqa_rt.runtime.pipeline.qpmap.qp_maps` (the code path of
    ``vqa-rt qpmap``: decode, YUV->RGB, the model on ONNX Runtime, QS->delta QP) on
    a raw yuv420p clip, and the same for the non-learned activity method.
 
@@ -26,9 +26,9 @@ import numpy as np
 
 from common import (SEED, Plan, main, model_markdown, row_at, run_model_benchmark, table, targets_markdown,
                     timed_progress)
-from vqa_rt.runtime.qpmap import qp_maps
-from vqa_rt.runtime.scoring import VideoInput
-from vqa_rt.runtime.synthetic import make_test_clip
+from vqa_rt.runtime.pipeline.qpmap import qp_maps
+from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.synthetic import make_test_clip
 
 TARGET_SIZE = (768, 512)
 TARGET_MS = 100.0  # per 768x512 frame on 2 CPU cores

@@ -35,7 +35,7 @@ import numpy as np
 from skimage import data as samples
 
 from common import RESULTS_DIR, write_results
-from vqa_rt.runtime.ffmpeg import find_ffmpeg
+from vqa_rt.runtime.frames.ffmpeg import find_ffmpeg
 
 IMAGES = ("astronaut", "coffee", "rocket")
 CRFS = (20, 25, 31, 38)  # the seed's x265 rate points

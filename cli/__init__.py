@@ -1,0 +1,1 @@
+"""The ``vqa-rt`` command line: thin typer commands over the library."""

@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 import typer
 
-from vqa_rt.cli.video_options import ColorRange, Height, PixFmt, Width
+from vqa_rt.cli.options import ColorRange, Height, PixFmt, Width
 from vqa_rt.errors import VqaRtError
 
 app = typer.Typer(
@@ -69,8 +69,8 @@ def _load_config(spec, config: Optional[str]):
 
 
 def _load_model(kind: ModelKind, checkpoint: Optional[Path], random_init: Optional[int], config: Optional[str]):
-    from vqa_rt.export.checkpoint import load_checkpoint, random_init as seeded_model
-    from vqa_rt.export.spec import get_spec
+    from vqa_rt.export.models.checkpoint import load_checkpoint, random_init as seeded_model
+    from vqa_rt.export.models.spec import get_spec
 
     if (checkpoint is None) == (random_init is None):
         raise typer.BadParameter("give exactly one of --checkpoint and --random-init")
@@ -89,7 +89,7 @@ def init(
     config: Optional[str] = typer.Option(None, help=CONFIG_HELP),
 ):
     """Write a checkpoint with seeded random (UNTRAINED) weights, for demos and tests."""
-    from vqa_rt.export.checkpoint import save_checkpoint
+    from vqa_rt.export.models.checkpoint import save_checkpoint
 
     _, loaded = _load_model(kind, None, seed, config)
     save_checkpoint(loaded, str(output), kind.value)
@@ -109,7 +109,7 @@ def export(
     validate: bool = typer.Option(True, help="Validate the ONNX file against PyTorch after export."),
 ):
     """Export a model to ONNX with dynamic batch/height/width and embedded metadata, then validate it."""
-    from vqa_rt.export.onnx_export import export_onnx
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
 
     spec, loaded = _load_model(kind, checkpoint, random_init, config)
     report = export_onnx(spec, loaded, str(output), opset=opset, validate=validate)
@@ -151,7 +151,8 @@ def score(
     threads: int = typer.Option(0, help="Inference threads (0: one per core)."),
 ):
     """Score a distorted video against its reference (FR model or baseline), or alone (NR model): per-frame and pooled scores."""
-    from vqa_rt.runtime.scoring import ScoreOptions, VideoInput, score as run_score
+    from vqa_rt.runtime.pipeline.score import ScoreOptions, score as run_score
+    from vqa_rt.runtime.frames.sources import VideoInput
 
     if batch_size < 1:
         raise typer.BadParameter("--batch-size must be at least 1")
@@ -209,7 +210,7 @@ def make_clip(
     seed: int = typer.Option(0),
 ):
     """Make a synthetic test clip: a moving textured scene and a JPEG-degraded copy (raw YUV)."""
-    from vqa_rt.runtime.synthetic import make_test_clip
+    from vqa_rt.runtime.frames.synthetic import make_test_clip
 
     fmt = make_test_clip(
         str(reference), str(distorted), width, height, frames, seed=seed, bit_depth=10 if ten_bit else 8, quality=quality

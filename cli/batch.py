@@ -50,8 +50,8 @@ def score_batch(
 ):
     """Score a manifest of videos with one or more engines into a CSV, in parallel; rerun to resume."""
     from vqa_rt.cli.app import UNTRAINED_WARNING, _parse_size
-    from vqa_rt.runtime.batch import run_batch
-    from vqa_rt.runtime.scoring import ScoreOptions
+    from vqa_rt.runtime.pipeline.batch import run_batch
+    from vqa_rt.runtime.pipeline.score import ScoreOptions
 
     options = ScoreOptions(matrix=matrix, color_range=color_range, analysis_size=_parse_size(analysis_size),
                            frame_skip=frame_skip, frame_stride=frame_stride, max_frames=max_frames)

@@ -37,7 +37,7 @@ def evaluate(
     from vqa_rt.runtime.evaluation.data import load_eval_data
     from vqa_rt.runtime.evaluation.protocol import evaluate as run_evaluation
     from vqa_rt.runtime.evaluation.report import render_csv, render_table, to_json
-    from vqa_rt.runtime.writers import check_output_paths, write_atomic
+    from vqa_rt.runtime.outputs import check_output_paths, write_atomic
 
     for module in ("scipy", *(("matplotlib",) if plots else ())):
         _require(module)

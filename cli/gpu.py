@@ -47,7 +47,7 @@ def build_engine_command(
     verbose: bool = typer.Option(False, "--verbose", help="Show TensorRT's info messages."),
 ):
     """Build a TensorRT plan from an ONNX model (needs TensorRT and an NVIDIA GPU)."""
-    from vqa_rt.export.trt_build import BuildOptions, ShapeRange, build_engine
+    from vqa_rt.export.onnx_tools.trt_build import BuildOptions, ShapeRange, build_engine
 
     shapes = ShapeRange(_size(min_size, "--min-size"), _size(opt_size, "--opt-size"), _size(max_size, "--max-size"),
                         1, opt_batch, max_batch)
@@ -65,7 +65,7 @@ def doctor_command(
 ):
     """Report what the GPU path finds here (GPU, CUDA, TensorRT, plugin, kernels, ONNX Runtime) and how each was
     probed; always exits 0."""
-    from vqa_rt.runtime.doctor import as_dicts, diagnose, format_findings
+    from vqa_rt.runtime.tools.doctor import as_dicts, diagnose, format_findings
 
     findings = diagnose()
     if as_json:

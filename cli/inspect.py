@@ -13,7 +13,7 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print the description as JSON."),
 ):
     """Describe an engine for programs that drive it themselves: tensors, pre-processing, plugins, versions."""
-    from vqa_rt.runtime.inspect_engine import describe_engine, format_description
+    from vqa_rt.runtime.tools.inspect import describe_engine, format_description
 
     described = describe_engine(str(engine))
     typer.echo(json.dumps(described, indent=2) if as_json else "\n".join(format_description(described)))

@@ -12,9 +12,9 @@ from typing import Literal, Optional
 
 import typer
 
-from vqa_rt.cli.video_options import ColorRange, Height, PixFmt, Width
-from vqa_rt.runtime.qp_conversion import GRIDS, PAPER_BASE_QPS, QP_RANGES, R_LAMBDA_BETA, QPConversion
-from vqa_rt.runtime.qpmap_formats import FORMATS, default_grid
+from vqa_rt.cli.options import ColorRange, Height, PixFmt, Width
+from vqa_rt.runtime.qpmaps.conversion import GRIDS, PAPER_BASE_QPS, QP_RANGES, R_LAMBDA_BETA, QPConversion
+from vqa_rt.runtime.qpmaps.formats import FORMATS, default_grid
 
 UNTRAINED_NOTE = "note: UNTRAINED weights (seeded random init): the QP maps are not perceptually meaningful"
 
@@ -52,8 +52,8 @@ def qpmap_command(
     threads: int = typer.Option(0, help="Inference threads (0: one per core)."),
 ):
     """Perceptual delta-QP maps, one per frame, in a format the encoder takes as it is."""
-    from vqa_rt.runtime.qpmap import FrameOptions, write_qp_maps
-    from vqa_rt.runtime.scoring import VideoInput
+    from vqa_rt.runtime.pipeline.qpmap import FrameOptions, write_qp_maps
+    from vqa_rt.runtime.frames.sources import VideoInput
 
     conversion = QPConversion(base_qp=base_qp, beta=beta, slope=slope, max_delta=max_delta,
                               grid=default_grid(fmt) if grid is None else grid, codec=codec)

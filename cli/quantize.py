@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import typer
-from vqa_rt.cli.video_options import ColorRange, Height, PixFmt, Width
+from vqa_rt.cli.options import ColorRange, Height, PixFmt, Width
 
 MODES = ("int8", "int8-weight-only", "int4-weight-only", "fp8")
 
@@ -37,10 +37,11 @@ def quantize_command(
 ):
     """Quantize an NR model, calibrated on video frames, and compare it with the original on ONNX Runtime CPU."""
     from vqa_rt.cli.app import UNTRAINED_WARNING
-    from vqa_rt.export.quantize import MODES as MODE_INFO, quantize_model
-    from vqa_rt.runtime.model_info import read_model_info
-    from vqa_rt.runtime.scoring import ScoreOptions, VideoInput
-    from vqa_rt.runtime.writers import check_output_paths, render_json, write_atomic
+    from vqa_rt.export.onnx_tools.quantize import MODES as MODE_INFO, quantize_model
+    from vqa_rt.runtime.engines.metadata import read_model_info
+    from vqa_rt.runtime.pipeline.score import ScoreOptions
+    from vqa_rt.runtime.frames.sources import VideoInput
+    from vqa_rt.runtime.outputs import check_output_paths, render_json, write_atomic
 
     if batch_size < 1:
         raise typer.BadParameter("--batch-size must be at least 1")

@@ -8,9 +8,9 @@ from typing import Literal, Optional
 
 import typer
 
-from vqa_rt.cli.video_options import ColorRange, Height, PixFmt, Width
-from vqa_rt.runtime.qp_conversion import GRIDS, QP_RANGES, QPConversion
-from vqa_rt.runtime.qpmap_formats import FORMATS, default_grid
+from vqa_rt.cli.options import ColorRange, Height, PixFmt, Width
+from vqa_rt.runtime.qpmaps.conversion import GRIDS, QP_RANGES, QPConversion
+from vqa_rt.runtime.qpmaps.formats import FORMATS, default_grid
 
 
 def run_command(
@@ -50,8 +50,9 @@ def run_command(
 ):
     """One job in one pass: FR(source, distorted), NR(distorted) and QP maps(source), each frame decoded once."""
     from vqa_rt.cli.app import UNTRAINED_WARNING
-    from vqa_rt.runtime.job import JobEngines, JobOptions, JsonLines, run_job
-    from vqa_rt.runtime.scoring import ScoreOptions, VideoInput
+    from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, JsonLines, run_job
+    from vqa_rt.runtime.pipeline.score import ScoreOptions
+    from vqa_rt.runtime.frames.sources import VideoInput
 
     if batch_size < 1:
         raise typer.BadParameter("--batch-size must be at least 1")

@@ -21,8 +21,8 @@ def serve_command(
     drain_timeout: float = typer.Option(30.0, help="Seconds running jobs get to finish at shutdown."),
 ):
     """Serve FR/NR/QP-map jobs from warm engines over a local socket (protocol: docs/serve-protocol.md)."""
-    from vqa_rt.runtime.job import JobEngines
-    from vqa_rt.runtime.serve import serve
+    from vqa_rt.runtime.pipeline.job import JobEngines
+    from vqa_rt.runtime.serve.server import serve
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -15,14 +15,14 @@ import pytest
 @dataclass
 class Exported:
     path: str
-    loaded: object  # vqa_rt.export.checkpoint.LoadedModel
-    report: object  # vqa_rt.export.validate.ValidationReport
+    loaded: object  # vqa_rt.export.models.checkpoint.LoadedModel
+    report: object  # vqa_rt.export.to_onnx.validate.ValidationReport
 
 
 def _export_seeded(kind: str, tmp_path_factory, preset: str | None = None) -> Exported:
-    from vqa_rt.export.checkpoint import random_init
-    from vqa_rt.export.onnx_export import export_onnx
-    from vqa_rt.export.spec import get_spec
+    from vqa_rt.export.models.checkpoint import random_init
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+    from vqa_rt.export.models.spec import get_spec
 
     spec = get_spec(kind)
     loaded = random_init(spec, seed=0, config=spec.config_from_preset(preset) if preset else None)
@@ -69,7 +69,7 @@ def make_llava_checkpoint(directory, text_model: str = "llama", extra_words: tup
     from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
                               MistralConfig, PreTrainedTokenizerFast)
 
-    from vqa_rt.export.nr_model import CLIP_MEAN, CLIP_STD, QALIGN_LEVELS, QALIGN_PROMPT
+    from vqa_rt.export.models.nr import CLIP_MEAN, CLIP_STD, QALIGN_LEVELS, QALIGN_PROMPT
 
     levels = QALIGN_LEVELS if levels is None else levels
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -157,7 +157,7 @@ class Clip:
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Clip:
     """A 6-frame 128x96 yuv420p reference and its JPEG-degraded copy."""
-    from vqa_rt.runtime.synthetic import make_test_clip
+    from vqa_rt.runtime.frames.synthetic import make_test_clip
 
     folder = tmp_path_factory.mktemp("clip")
     ref, dist = str(folder / "ref.yuv"), str(folder / "dist.yuv")

@@ -8,12 +8,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 _API = {
-    "score": "vqa_rt.runtime.scoring",
-    "ScoreOptions": "vqa_rt.runtime.scoring",
-    "VideoInput": "vqa_rt.runtime.scoring",
-    "qp_maps": "vqa_rt.runtime.qpmap",
-    "write_qp_maps": "vqa_rt.runtime.qpmap",
-    "QPConversion": "vqa_rt.runtime.qp_conversion",
+    "score": "vqa_rt.runtime.pipeline.score",
+    "ScoreOptions": "vqa_rt.runtime.pipeline.score",
+    "VideoInput": "vqa_rt.runtime.pipeline.score",
+    "qp_maps": "vqa_rt.runtime.pipeline.qpmap",
+    "write_qp_maps": "vqa_rt.runtime.pipeline.qpmap",
+    "QPConversion": "vqa_rt.runtime.qpmaps.conversion",
 }
 
 

@@ -61,7 +61,7 @@ YuvPlan make_yuv_plan(const YuvToRgbParams& p) {
     q.y_pitch = p.y_pitch > 0 ? p.y_pitch : p.width * bytes;
     q.uv_pitch = p.uv_pitch > 0 ? p.uv_pitch : q.cw * bytes;
 
-    // Same constants, computed in double and rounded to float, as runtime/color.py.
+    // Same constants, computed in double and rounded to float, as runtime/frames/color.py.
     const double kr = p.matrix == ColorMatrix::kBT601 ? 0.299 : 0.2126;
     const double kb = p.matrix == ColorMatrix::kBT601 ? 0.114 : 0.0722;
     const double kg = 1.0 - kr - kb;

@@ -1,7 +1,7 @@
 // Planar YUV 4:2:0 -> normalised planar RGB in one pass, with an optional resize.
 // Host API; knows nothing of TensorRT.
 //
-// The maths is that of vqa_rt.runtime.color.yuv_to_rgb followed by normalize():
+// The maths is that of vqa_rt.runtime.frames.color.yuv_to_rgb followed by normalize():
 //   Y' = Y*y_scale - y_offset*y_scale, Cb' = (U - c_offset)*c_scale (likewise Cr'),
 //   codes mapped by range (limited: 16..235 / 16..240 at 8 bit, scaled by
 //   2^(bit_depth-8); full: 0..2^bit_depth-1) to Y' in [0, 1], Cb'/Cr' in [-0.5, 0.5];

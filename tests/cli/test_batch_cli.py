@@ -16,7 +16,7 @@ ROWS = 100
 @pytest.fixture(scope="module")
 def big_manifest(tmp_path_factory):
     """ROWS distorted videos (hard links to one 12-frame clip) against one reference."""
-    from vqa_rt.runtime.synthetic import make_test_clip
+    from vqa_rt.runtime.frames.synthetic import make_test_clip
 
     folder = tmp_path_factory.mktemp("batch")
     make_test_clip(str(folder / "ref.yuv"), str(folder / "d.yuv"), 192, 176, 12, seed=1, quality=30)

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from vqa_rt.runtime.inspect_engine import describe_engine
+from vqa_rt.runtime.tools.inspect import describe_engine
 
 
 def test_json_is_the_description(cli, fr_export):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vqa_rt.cli.app import main
-from vqa_rt.runtime.synthetic import make_test_clip
+from vqa_rt.runtime.frames.synthetic import make_test_clip
 
 W, H = 64, 48
 

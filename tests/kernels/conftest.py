@@ -1,5 +1,5 @@
 """Shared by the kernel tests: a one-architecture CMake build of the kernels, libvqa_kernels
-through the runtime's binding (vqa_rt.runtime.kernel_library) with calls returning status codes,
+through the runtime's binding (vqa_rt.runtime.engines.native.kernel_library) with calls returning status codes,
 the host emulation's binding, the deformable-conv test cases and the ONNX Runtime ``DeformConv``
 oracle."""
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vqa_rt.runtime.kernel_library import DTYPES, STATUS_NAMES, DeformConvParams, KernelLibrary
-from vqa_rt.runtime.kernel_library import YuvToRgbParams as YuvParams
-from vqa_rt.runtime.kernel_library import deform_conv_params, yuv_to_rgb_params
+from vqa_rt.runtime.engines.native.kernel_library import DTYPES, STATUS_NAMES, DeformConvParams, KernelLibrary
+from vqa_rt.runtime.engines.native.kernel_library import YuvToRgbParams as YuvParams
+from vqa_rt.runtime.engines.native.kernel_library import deform_conv_params, yuv_to_rgb_params
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_ARCH = "80"  # one architecture keeps the test build short
@@ -310,7 +310,7 @@ def fp16_inputs():
 def yuv_frame():
     """A random planar 4:2:0 frame as a vqa_rt Frame (codes span the whole range,
     so clipping and out-of-gamut colours are exercised)."""
-    from vqa_rt.runtime.video import Frame
+    from vqa_rt.runtime.frames.video import Frame
 
     def make(width, height, bit_depth=8, seed=0):
         rng = np.random.default_rng(seed)

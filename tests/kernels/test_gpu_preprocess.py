@@ -1,5 +1,5 @@
-"""GPU pre-processing (vqa_rt.runtime.gpu_preprocess): the frames the kernel can read, and on a GPU
-(pycuda) GpuYuvConverter against runtime/color.py (FP32 max abs error <= 1e-5 of the values' range)
+"""GPU pre-processing (vqa_rt.runtime.engines.native.gpu_preprocess): the frames the kernel can read, and on a GPU
+(pycuda) GpuYuvConverter against runtime/frames/color.py (FP32 max abs error <= 1e-5 of the values' range)
 on fresh random 8- and 10-bit frames of odd sizes, with and without resize. The plan scored end to
 end with GPU pre-processing is in tests/runtime/test_tensorrt_runner.py; the library's binding in
 test_kernel_library.py."""
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from vqa_rt.errors import BackendUnavailableError, InputError
-from vqa_rt.runtime import gpu_preprocess as gp
-from vqa_rt.runtime.kernel_library import KernelLibrary
-from vqa_rt.runtime.video import Frame
+from vqa_rt.runtime.engines.native import gpu_preprocess as gp
+from vqa_rt.runtime.engines.native.kernel_library import KernelLibrary
+from vqa_rt.runtime.frames.video import Frame
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -37,7 +37,7 @@ def test_frames_the_kernel_cannot_read_are_input_errors():
 @pytest.fixture(scope="module")
 def pycuda_stream(gpu_kernels):
     """(pycuda.driver, a stream) with device 0's primary context current; skips naming what is missing."""
-    from vqa_rt.runtime.backends.tensorrt import import_pycuda
+    from vqa_rt.runtime.engines.backends.tensorrt import import_pycuda
 
     try:
         cuda = import_pycuda()
@@ -77,7 +77,7 @@ CASES = [  # (width, height, bit depth, matrix, range, analysis size)
                               for c in CASES])
 def test_converter_fp32_matches_color_py(gpu_kernels, pycuda_stream, width, height, bit_depth, matrix, color_range,
                                          size):
-    from vqa_rt.runtime.color import normalize, yuv_to_rgb
+    from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
 
     cuda, stream = pycuda_stream
     converter = gp.GpuYuvConverter(KernelLibrary(gpu_kernels.path), cuda, matrix=matrix, color_range=color_range,
@@ -104,7 +104,7 @@ def test_converter_fp32_matches_color_py(gpu_kernels, pycuda_stream, width, heig
 
 @pytest.mark.gpu
 def test_converter_fp16_output_and_per_call_range(gpu_kernels, pycuda_stream):
-    from vqa_rt.runtime.color import normalize, yuv_to_rgb
+    from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
 
     cuda, stream = pycuda_stream
     converter = gp.GpuYuvConverter(KernelLibrary(gpu_kernels.path), cuda, mean=MEAN, std=STD, size=(101, 67),

@@ -1,4 +1,4 @@
-"""The ctypes binding of libvqa_kernels' C ABI (vqa_rt.runtime.kernel_library): its structs and
+"""The ctypes binding of libvqa_kernels' C ABI (vqa_rt.runtime.engines.native.kernel_library): its structs and
 constants against the C header (layout via the system C compiler), the parameter builders, and
 the errors its calls raise where no GPU is visible or the arguments are invalid."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vqa_rt.errors import BackendUnavailableError, InputError
-from vqa_rt.runtime import kernel_library as kl
+from vqa_rt.runtime.engines.native import kernel_library as kl
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER_DIR = REPO / "kernels" / "capi"

@@ -1,7 +1,7 @@
 """The kernel library builds with CMake (one architecture, warnings as errors), loads
 with ctypes, reports its version, and fails cleanly without a GPU. The kernels' own
 tiling and per-pixel code, run on the CPU by the host emulation, match the ONNX
-Runtime DeformConv oracle and runtime/color.py (this checks the algorithms, not the
+Runtime DeformConv oracle and runtime/frames/color.py (this checks the algorithms, not the
 GPU-only parts: WMMA fragments, register tiles, launches). With $TENSORRT_ROOT
 (headers suffice), the plugin library is also driven the way TensorRT drives it."""
 
@@ -158,7 +158,7 @@ YUV_SIZES = {
                                                           (10, "bt709", "limited"), (8, "bt601", "full")])
 def test_emulated_yuv_to_rgb_matches_color_py(emulation, yuv_frame, make_yuv_params, size, bit_depth, matrix,
                                                color_range):
-    from vqa_rt.runtime.color import normalize, yuv_to_rgb
+    from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
 
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     frame = yuv_frame(64, 48, bit_depth, seed=bit_depth)
@@ -170,7 +170,7 @@ def test_emulated_yuv_to_rgb_matches_color_py(emulation, yuv_frame, make_yuv_par
 
 
 def test_emulated_yuv_to_rgb_fp16_output(emulation, yuv_frame, make_yuv_params):
-    from vqa_rt.runtime.color import yuv_to_rgb
+    from vqa_rt.runtime.frames.color import yuv_to_rgb
 
     frame = yuv_frame(64, 48)
     expected = yuv_to_rgb(frame, "bt709", "limited", (96, 72))

@@ -1,6 +1,6 @@
 """The CUDA kernels on a GPU, through the C ABI (ctypes), against the CPU references:
 deformable convolution against ONNX Runtime's DeformConv (FP32 ≤ 1e-5, FP16 ≤ 2e-3
-relative L2 error), YUV->RGB against runtime/color.py.
+relative L2 error), YUV->RGB against runtime/frames/color.py.
 
 Library: $VQA_KERNELS_LIBRARY, else build/kernels/lib/libvqa_kernels.so (`make
 kernels`), else a one-architecture test build (sm_80 with PTX, which runs on any
@@ -208,7 +208,7 @@ YUV_SIZES = {"none": None, "enlarge-1.5x": (144, 108), "enlarge-2x": (192, 144),
 @pytest.mark.parametrize("bit_depth,matrix,color_range", [(8, "bt709", "limited"), (10, "bt601", "full"),
                                                           (10, "bt709", "limited")])
 def test_yuv_to_rgb_fp32_matches_color_py(run_yuv, yuv_frame, size, bit_depth, matrix, color_range):
-    from vqa_rt.runtime.color import normalize, yuv_to_rgb
+    from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
 
     frame = yuv_frame(96, 72, bit_depth, seed=bit_depth)
     expected = normalize(yuv_to_rgb(frame, matrix, color_range, size), MEAN, STD)
@@ -220,7 +220,7 @@ def test_yuv_to_rgb_fp32_matches_color_py(run_yuv, yuv_frame, size, bit_depth, m
 
 
 def test_yuv_to_rgb_pitched_planes_and_fp16_output(run_yuv, yuv_frame):
-    from vqa_rt.runtime.color import normalize, yuv_to_rgb
+    from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
 
     frame = yuv_frame(96, 72, 10, seed=3)
     expected = normalize(yuv_to_rgb(frame, "bt709", "limited", (128, 96)), MEAN, STD)

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 
-from vqa_rt.runtime.plugin import VQA_PLUGIN, register_plugin
+from vqa_rt.runtime.engines.native.libraries import VQA_PLUGIN, register_plugin
 
 pytestmark = pytest.mark.slow
 

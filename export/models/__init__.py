@@ -1,0 +1,1 @@
+"""PyTorch model definitions (FR, NR, QP map), one declarative spec per kind, checkpoint loading."""

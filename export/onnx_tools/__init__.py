@@ -1,0 +1,1 @@
+"""Torch-free tools on ONNX files: writing them, quantization with a fidelity report, TensorRT builds."""

@@ -1,0 +1,1 @@
+"""PyTorch -> ONNX: export with dynamic axes and embedded metadata, validation against PyTorch."""

@@ -1,0 +1,1 @@
+"""One runner interface, one module per backend (ONNX Runtime, TensorRT)."""

@@ -1,0 +1,93 @@
+"""The one place that maps an engine file to the runner that executes it, and keeps runners warm."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Iterator
+
+import numpy as np
+
+from vqa_rt.errors import ModelError
+from vqa_rt.runtime.engines.backends.base import Runner, TensorInfo
+
+_warm: dict[tuple[str, str, int], "SharedRunner"] | None = None  # set while warm_runners() is active
+_warm_lock = threading.Lock()
+
+
+def _new_runner(path: str, device: str, threads: int) -> Runner:
+    if path.endswith(".plan"):
+        from vqa_rt.runtime.engines.backends.tensorrt import TensorRTRunner
+
+        return TensorRTRunner(path)
+    if not path.endswith(".onnx"):
+        raise ModelError(f"{path}: unsupported engine file; expected an .onnx file from 'vqa-rt export' "
+                         "or a .plan from 'vqa-rt build-engine'")
+    from vqa_rt.runtime.engines.backends.onnxrt import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(path, device=device, threads=threads)
+
+
+def open_runner(path: str, device: str = "cpu", threads: int = 0) -> Runner:
+    """A (not yet activated) runner for ``path``: ONNX files run on ONNX Runtime, TensorRT plans
+    (``.plan`` from 'vqa-rt build-engine') on TensorRT, on the GPU whatever ``device`` says.
+
+    Inside :func:`warm_runners`, the runner is a :class:`SharedRunner` over one runner per
+    (file, device, threads), activated the first time and kept until the block ends.
+    """
+    if _warm is None:
+        return _new_runner(path, device, threads)
+    key = (path, device, threads)
+    with _warm_lock:
+        if key not in _warm:
+            _warm[key] = SharedRunner(_new_runner(path, device, threads).activate())
+        return _warm[key]
+
+
+@contextlib.contextmanager
+def warm_runners() -> Iterator[None]:
+    """Keep every runner opened in the block loaded until it ends (``vqa-rt serve``: jobs skip model loading)."""
+    global _warm
+    with _warm_lock:
+        if _warm is not None:
+            raise RuntimeError("warm_runners() is already active")
+        _warm = {}
+    try:
+        yield
+    finally:
+        with _warm_lock:
+            runners, _warm = list(_warm.values()), None
+        for shared in runners:
+            shared.inner.deactivate()
+
+
+class SharedRunner(Runner):
+    """An active runner shared by concurrent jobs: activation belongs to :func:`warm_runners`, and
+    ``infer`` is serialised unless the backend is thread-safe."""
+
+    def __init__(self, runner: Runner):
+        super().__init__()
+        self.inner, self.name, self.is_active = runner, runner.name, True
+        self._lock = contextlib.nullcontext() if runner.thread_safe else threading.Lock()
+
+    def activate(self) -> "SharedRunner":
+        return self
+
+    def deactivate(self) -> None:
+        pass
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self.inner.infer(feed)
+
+    def input_metadata(self) -> list[TensorInfo]:
+        return self.inner.input_metadata()
+
+    def output_metadata(self) -> list[TensorInfo]:
+        return self.inner.output_metadata()
+
+    def _activate(self) -> None:
+        pass
+
+    def _deactivate(self) -> None:
+        pass

@@ -1,0 +1,201 @@
+"""Scoring every row of a manifest with one or more engines, in parallel and resumably.
+
+The output CSV has one line per manifest row: the manifest's columns, one column per
+engine (its pooled score), then ``frames``, ``status`` (``ok``/``failed``), ``error``
+and ``seconds``, in the order rows finish. Each finished row is appended with one
+write and fsynced, so a killed run loses only the rows in flight and a rerun skips
+the rows already there (``retry_failed`` drops failed ones first and scores them again).
+A row that fails is recorded with its error; the batch goes on.
+
+Workers are threads: the work runs in native code that releases the GIL (NumPy,
+OpenCV, ONNX Runtime, ffmpeg), and a killed batch leaves no worker processes behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.runtime.pipeline.manifest import KEY, ManifestRow, read_manifest
+from vqa_rt.runtime.pipeline.pooling import pool as pool_values
+from vqa_rt.runtime.scorers.factory import check_engine, engine_column, takes_reference
+from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+from vqa_rt.runtime.tables import read_table
+from vqa_rt.runtime.outputs import check_output_paths, write_atomic
+
+RESULT_COLUMNS = ("frames", "status", "error", "seconds")
+POOLS = tuple(pool_values([1.0]))  # min, max, mean, harmonic_mean, p5
+
+BatchProgress = Callable[[int, int, int], None]  # (rows done, rows to do, rows failed)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What one run did: rows in the manifest, already done before, scored and failed now."""
+
+    output: str
+    total: int
+    skipped: int
+    scored: int
+    failed: int
+    workers: int
+    untrained: list[str]  # engine columns whose model has untrained weights
+
+
+class _Cancelled(Exception):
+    """Raised inside a worker to stop scoring as soon as the batch is interrupted."""
+
+
+def _csv_line(values: Iterable[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+class ResultLog:
+    """The output CSV, resumed if it exists, to which whole rows are appended."""
+
+    def __init__(self, path: str, columns: list[str], retry_failed: bool = False):
+        self.path, self.columns = path, columns
+        self.done = self._resume(retry_failed)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+
+    def _resume(self, retry_failed: bool) -> set[str]:
+        """Keys of the rows already in the file, which is created (header only) if missing."""
+        header = _csv_line(self.columns)
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as handle:
+                data = handle.read()
+            whole = data.rfind(b"\n") + 1  # a torn last line is a row that was in flight
+            if whole < len(data):
+                os.truncate(self.path, whole)
+            if whole:
+                return self._kept_keys(header, retry_failed)
+        write_atomic(self.path, header)
+        return set()
+
+    def _kept_keys(self, header: str, retry_failed: bool) -> set[str]:
+        table = read_table(self.path)
+        if table.columns != self.columns:
+            raise InputError(f"{self.path}: has columns {', '.join(table.columns)}; this run writes "
+                             f"{', '.join(self.columns)}: resume with the same manifest and engines "
+                             "or choose another output")
+        rows = table.rows
+        if retry_failed and any(row["status"] != "ok" for row in rows):
+            rows = [row for row in rows if row["status"] == "ok"]
+            write_atomic(self.path, header + "".join(_csv_line(row[c] for c in self.columns) for row in rows))
+        return {row[KEY] for row in rows}
+
+    def append(self, values: dict[str, str]) -> None:
+        """Append one row with a single write and make it durable."""
+        view = memoryview(_csv_line(values[c] for c in self.columns).encode("utf-8"))
+        while view:
+            view = view[os.write(self._fd, view):]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> "ResultLog":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def plan_workers(rows: int, workers: int = 0, threads: int = 0) -> tuple[int, int]:
+    """(workers, threads per worker): by default one worker per core, the cores shared out between them."""
+    cores = os.cpu_count() or 1
+    workers = max(1, min(workers or cores, rows))
+    return workers, threads or max(1, cores // workers)
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, VqaRtError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def _score_row(row: ManifestRow, engines: list[tuple[str, str, bool]], options: ScoreOptions, pool: str,
+               device: str, threads: int, cancel: threading.Event) -> dict[str, str]:
+    """Score one row with every engine: (engine, column, whether it takes the reference)."""
+    def stop_if_cancelled(done: int, total: int | None) -> None:
+        if cancel.is_set():
+            raise _Cancelled
+
+    stop_if_cancelled(0, None)
+    start = time.perf_counter()
+    values = {column: "" for _, column, _ in engines}
+    frames = error = ""
+    for engine, column, with_reference in engines:
+        try:
+            result = score(engine, row.reference if with_reference else None, row.distorted, options,
+                           device=device, threads=threads, progress=stop_if_cancelled)
+        except _Cancelled:
+            raise
+        except Exception as exc:  # recorded in the row; the batch goes on
+            error = f"{column}: {_one_line(exc)}"
+            break
+        value = result["pooled_metrics"][result["model"]["metric"]][pool]
+        values[column] = "" if value is None else format(value, ".10g")
+        frames = str(len(result["frames"]))
+    return {**row.values, **values, "frames": frames, "status": "failed" if error else "ok", "error": error,
+            "seconds": f"{time.perf_counter() - start:.3f}"}
+
+
+def _engine_columns(engines: list[str], manifest_columns: list[str]) -> list[tuple[str, str]]:
+    if not engines:
+        raise InputError("no engine given: name at least one (an .onnx FR model, psnr, ssim, ms-ssim or vmaf)")
+    named = [(engine, engine_column(engine)) for engine in engines]
+    taken = set(manifest_columns) | set(RESULT_COLUMNS)
+    for index, (engine, column) in enumerate(named):
+        if column in taken or column in (c for _, c in named[:index]):
+            raise InputError(f"engine {engine!r} would write column {column!r}, which is already taken")
+    return named
+
+
+def run_batch(manifest_path: str, engines: list[str], output: str, options: ScoreOptions = ScoreOptions(), *,
+              pool: str = "mean", workers: int = 0, threads: int = 0, device: str = "cpu",
+              retry_failed: bool = False, progress: BatchProgress | None = None) -> BatchSummary:
+    """Score the manifest's rows not yet in ``output`` with every engine; rows are appended as they finish.
+
+    Engines, manifest and output are checked before anything is scored. On an
+    interrupt the workers stop after their current frame and the rows they were
+    scoring are not written.
+    """
+    if pool not in POOLS:
+        raise InputError(f"unknown pooling {pool!r} (choose from {', '.join(POOLS)})")
+    manifest = read_manifest(manifest_path)
+    named = _engine_columns(engines, manifest.columns)
+    infos = {column: check_engine(engine) for engine, column in named}
+    check_output_paths([output])
+    with ResultLog(output, [*manifest.columns, *(c for _, c in named), *RESULT_COLUMNS], retry_failed) as log:
+        todo = [row for row in manifest.rows if row.key not in log.done]
+        workers, threads = plan_workers(len(todo), workers, threads)
+        cancel = threading.Event()
+        scored = failed = 0
+        with ThreadPoolExecutor(workers, thread_name_prefix="score-batch") as executor:
+            scored_by = [(engine, column, takes_reference(infos[column])) for engine, column in named]
+            futures = [executor.submit(_score_row, row, scored_by, options, pool, device, threads, cancel)
+                       for row in todo]
+            try:
+                for future in as_completed(futures):
+                    values = future.result()
+                    log.append(values)
+                    scored += values["status"] == "ok"
+                    failed += values["status"] != "ok"
+                    if progress:
+                        progress(scored + failed, len(todo), failed)
+            except BaseException:
+                cancel.set()
+                for future in futures:
+                    future.cancel()
+                raise
+    untrained = [column for column, info in infos.items() if info is not None and info.untrained]
+    return BatchSummary(output, len(manifest.rows), len(manifest.rows) - len(todo), scored, failed, workers, untrained)

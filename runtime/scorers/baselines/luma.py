@@ -1,0 +1,86 @@
+"""PSNR, SSIM and MS-SSIM of the luma plane as frame scorers (NumPy and OpenCV on the CPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from vqa_rt.runtime.scorers.baselines import metrics
+from vqa_rt.runtime.scorers.baselines.geometry import measured_geometry, resized
+from vqa_rt.runtime.frames.selection import FramePair
+from vqa_rt.runtime.scorers.base import FrameScorer
+from vqa_rt.runtime.frames.video import VideoFormat
+
+
+@dataclass(frozen=True)
+class LumaMetric:
+    """One luma metric: how samples are prepared, how a frame pair is measured, on which scale."""
+
+    metric: str  # the per-frame metric name in results
+    label: str
+    definition: str
+    scale: Callable[[int], dict[str, Any]]  # bit depth -> score_scale
+    prepare: Callable[[np.ndarray, int], np.ndarray]  # (luma, bit depth) -> what compute takes
+    compute: Callable[[np.ndarray, np.ndarray, int], float]  # (ref, dist, bit depth) -> value
+    min_size: int = 1
+
+
+def _index_scale(low: float) -> Callable[[int], dict[str, Any]]:
+    return lambda bit_depth: {"name": "index", "min": low, "max": 1.0, "higher_is_better": True}
+
+
+LUMA_METRICS = {
+    "psnr": LumaMetric(
+        "psnr_y", "PSNR-Y",
+        "10*log10(peak^2/MSE) of luma, peak 2^bits-1, capped at 6*bits+12 dB (ffmpeg psnr, libvmaf's cap)",
+        lambda bit_depth: {"name": "dB", "min": 0.0, "max": metrics.psnr_cap(bit_depth), "higher_is_better": True},
+        lambda luma, bit_depth: luma,
+        metrics.psnr,
+    ),
+    "ssim": LumaMetric(
+        "ssim_y", "SSIM-Y",
+        "SSIM of luma, 11x11 Gaussian window sigma 1.5, no downsampling (libvmaf float_ssim scale=1)",
+        _index_scale(-1.0),
+        metrics.to_8bit_scale,
+        lambda ref, dist, bit_depth: metrics.ssim(ref, dist),
+        min_size=11,
+    ),
+    "ms-ssim": LumaMetric(
+        "ms_ssim_y", "MS-SSIM-Y",
+        "5-scale MS-SSIM of luma, 9/7 wavelet decimation (libvmaf float_ms_ssim)",
+        _index_scale(0.0),
+        metrics.to_8bit_scale,
+        lambda ref, dist, bit_depth: metrics.ms_ssim(ref, dist),
+        min_size=metrics.MS_SSIM_MIN_SIZE,
+    ),
+}
+
+
+class LumaMetricScorer(FrameScorer):
+    """A :class:`LumaMetric` per frame pair: luma is resized (if asked) and converted in the
+    prefetch thread, measured in the caller's."""
+
+    def __init__(self, engine: str, options, formats: tuple[VideoFormat, VideoFormat]):
+        self.engine, self.spec = engine, LUMA_METRICS[engine]
+        width, height, self.bit_depth = measured_geometry(engine, options.analysis_size, formats, self.spec.min_size)
+        self.size = (width, height)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.engine,
+            "kind": "baseline",
+            "label": self.spec.label,
+            "metric": self.spec.metric,
+            "definition": self.spec.definition,
+            "backend": "numpy+opencv-cpu",
+            "untrained": False,
+            "score_scale": self.spec.scale(self.bit_depth),
+        }
+
+    def prepare(self, pair: FramePair) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(self.spec.prepare(resized(frame.y, self.size), self.bit_depth) for frame in (pair.ref, pair.dist))
+
+    def score_batch(self, prepared: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
+        return [{self.spec.metric: self.spec.compute(ref, dist, self.bit_depth)} for ref, dist in prepared]
