@@ -32,8 +32,10 @@ import common
 from common import (SEED, SETTLE_S, main, model_markdown, row_at, run_model_benchmark, table, targets_markdown,
                     timed, timed_progress)
 from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
+from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.engines.runners import open_runner
-from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+from vqa_rt.runtime.frames.options import ScoreOptions
+from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.frames.sources import open_video
@@ -123,7 +125,7 @@ def bench_e2e_at(engine: str, preprocess: dict, width: int, height: int, frames:
     make_test_clip(ref.path, dist.path, width, height, frames, seed=SEED)
     feeds = preconverted_feeds(ref.path, dist.path, width, height, preprocess)
     half = len(feeds) // 2
-    with open_runner(engine) as runner:  # as score() opens it: default device and threads
+    with open_runner(resolve_engine(engine)) as runner:  # as score() opens it: default device and threads
         runner.infer(feeds[0])  # warm-up, excluded
         time.sleep(SETTLE_S)
         times, engine_scores = engine_only(runner, feeds[:half])

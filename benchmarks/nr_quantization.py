@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 from common import SEED, load_average, machine_info, machine_line, main, table
 
-from vqa_rt.runtime.pipeline.score import ScoreOptions
+from vqa_rt.export.onnx_tools.quantize_modes import MODES
+from vqa_rt.runtime.frames.options import ScoreOptions
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import DISTORTIONS, make_test_clip
 
-MODES = ("int8", "int8-weight-only", "int4-weight-only", "fp8")
 TARGETS = {"srocc": 0.99, "max_abs_score_diff": 0.05, "speedup": 1.5}  # for int8, on >= 100 frames
 WIDTH, HEIGHT = 320, 240
 BATCH = 4
@@ -71,7 +71,7 @@ def run(plan: Plan) -> dict:
 
     from vqa_rt.export.models.checkpoint import random_init
     from vqa_rt.export.to_onnx.onnx_export import export_onnx
-    from vqa_rt.export.onnx_tools.quantize import MODES as MODE_INFO, quantize_model
+    from vqa_rt.export.onnx_tools.quantize import quantize_model
     from vqa_rt.export.models.spec import get_spec
 
     machine = machine_info(torch=torch.__version__, onnxruntime=ort.__version__)
@@ -91,7 +91,7 @@ def run(plan: Plan) -> dict:
             output = os.path.join(folder, f"nr.{mode}.onnx")
             mode_start = time.perf_counter()
             report = quantize_model(source, output, mode, calibration, options, evaluation=evaluation)
-            results.append({"mode": mode, "description": MODE_INFO[mode].description, "target": MODE_INFO[mode].target,
+            results.append({"mode": mode, "description": MODES[mode].description, "target": MODES[mode].target,
                              "seconds": time.perf_counter() - mode_start, "bytes": os.path.getsize(output),
                              **report.as_dict()})
         source_bytes = os.path.getsize(source)

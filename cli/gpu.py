@@ -11,17 +11,9 @@ from typing import Literal, Optional
 
 import typer
 
+from vqa_rt.cli.options import parse_size
+
 Precision = Literal["fp32", "fp16", "int8", "fp8"]
-
-
-def _size(text: str, option: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise typer.BadParameter(f"expected WIDTHxHEIGHT, got {text!r}", param_hint=option) from None
-    if width <= 0 or height <= 0:
-        raise typer.BadParameter(f"sizes must be positive, got {text!r}", param_hint=option)
-    return width, height
 
 
 def build_engine_command(
@@ -49,8 +41,8 @@ def build_engine_command(
     """Build a TensorRT plan from an ONNX model (needs TensorRT and an NVIDIA GPU)."""
     from vqa_rt.export.onnx_tools.trt_build import BuildOptions, ShapeRange, build_engine
 
-    shapes = ShapeRange(_size(min_size, "--min-size"), _size(opt_size, "--opt-size"), _size(max_size, "--max-size"),
-                        1, opt_batch, max_batch)
+    shapes = ShapeRange(parse_size(min_size, "--min-size"), parse_size(opt_size, "--opt-size"),
+                        parse_size(max_size, "--max-size"), 1, opt_batch, max_batch)
     options = BuildOptions(precision=precision, shapes=shapes, workspace_mib=workspace,
                            timing_cache=str(timing_cache) if timing_cache else None,
                            plugin=str(plugin) if plugin else None, builtin_deformconv=builtin_deformconv,

@@ -1,5 +1,9 @@
-"""Video-input options that several commands share, declared once as typer ``Annotated`` types
-(raw YUV geometry and format, YUV range)."""
+"""Options several commands share, declared once as typer ``Annotated`` types (the default goes in each
+command's signature), and the parser of ``WIDTHxHEIGHT`` sizes.
+
+Only light modules are imported here (NumPy, OpenCV): ``vqa-rt --help`` loads neither ONNX, ONNX
+Runtime, torch nor TensorRT.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,61 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
+from vqa_rt.runtime.frames.color import MATRICES, RANGES
+from vqa_rt.runtime.frames.video import PIX_FMTS
+from vqa_rt.runtime.qpmaps.conversion import GRIDS, PAPER_BASE_QPS, QP_RANGES
+from vqa_rt.runtime.qpmaps.formats import FORMATS
+
+# The video to read
 Width = Annotated[Optional[int], typer.Option("--width", "-w", help="Frame width (raw YUV).")]
 Height = Annotated[Optional[int], typer.Option("--height", "-h", help="Frame height (raw YUV).")]
-PixFmt = Annotated[Optional[str], typer.Option(help="Pixel format of raw YUV: yuv420p (default) or yuv420p10le.")]
-ColorRange = Annotated[Optional[Literal["limited", "full"]],
-                       typer.Option("--range", help="YUV range (default: Y4M tag, else limited).")]
+PixFmt = Annotated[Optional[str], typer.Option(
+    help=f"Pixel format of raw YUV: {' (default) or '.join(PIX_FMTS)}.")]
+Fps = Annotated[Optional[float], typer.Option(
+    help="Frame rate of raw YUV (Y4M headers carry it); for --sample-fps and NR's frames per second.")]
+
+# How frames are converted
+Matrix = Annotated[Literal[MATRICES], typer.Option(help="YUV->RGB matrix.")]
+ColorRange = Annotated[Optional[Literal[RANGES]], typer.Option(
+    "--range", help="YUV range (default: Y4M tag, else limited).")]
+AnalysisSize = Annotated[Optional[str], typer.Option(
+    help="Resize frames to WIDTHxHEIGHT before inference (FR models and baselines).")]
+
+# Which frames are taken
+FrameSkip = Annotated[int, typer.Option(help="Skip this many frames at the start.")]
+FrameStride = Annotated[Optional[int], typer.Option(
+    help="Take every Nth frame (default: the engine's; every frame, NR models 1 frame per second).")]
+SampleFps = Annotated[Optional[float], typer.Option(help="Take this many frames per second of video.")]
+SampleFrames = Annotated[Optional[int], typer.Option(help="Take this many frames, evenly spaced.")]
+MaxFrames = Annotated[Optional[int], typer.Option(help="Take at most this many frames.")]
+
+# How engines run
+BatchSize = Annotated[int, typer.Option(help="Frames per inference call.")]
+Device = Annotated[Literal["cpu", "cuda"], typer.Option(
+    help="ONNX Runtime device (TensorRT plans run on the GPU, baselines on the CPU).")]
+Threads = Annotated[int, typer.Option(help="Inference threads per engine (0: one per core).")]
+
+
+def parse_size(text: str | None, option: str = "--analysis-size") -> tuple[int, int] | None:
+    """``WIDTHxHEIGHT`` as (width, height); None for None."""
+    if text is None:
+        return None
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT, got {text!r}", param_hint=option) from None
+    if width <= 0 or height <= 0:
+        raise typer.BadParameter(f"sizes must be positive, got {text!r}", param_hint=option)
+    return width, height
+
+
+# How QP maps are made and written
+MapFormat = Annotated[Literal[FORMATS], typer.Option(
+    "--format", help="npy, csv, x265 (float32 quantOffsets), kvazaar (ROI text), kvazaar-bin, json (summary only).")]
+BaseQP = Annotated[int, typer.Option(
+    help=f"Encoder QP the deltas apply to (paper test points {'/'.join(map(str, PAPER_BASE_QPS))}).")]
+Grid = Annotated[Optional[int], typer.Option(
+    help=f"Map cell size in pixels, one of {', '.join(map(str, GRIDS))} (default: 64 for Kvazaar, else 16).")]
+MaxDelta = Annotated[int, typer.Option(help="Clip delta QPs to +-this.")]
+Codec = Annotated[Literal[tuple(QP_RANGES)], typer.Option(
+    help="Legal QP range: " + ", ".join(f"{k} {lo}..{hi}" for k, (lo, hi) in QP_RANGES.items()) + ".")]

@@ -8,9 +8,10 @@ from typing import Literal, Optional
 
 import typer
 
-from vqa_rt.cli.options import ColorRange, Height, PixFmt, Width
-from vqa_rt.runtime.qpmaps.conversion import GRIDS, QP_RANGES, QPConversion
-from vqa_rt.runtime.qpmaps.formats import FORMATS, default_grid
+from vqa_rt.cli.options import (BaseQP, BatchSize, Codec, ColorRange, Device, Fps, FrameSkip, Grid, Height, Matrix,
+                                 MaxDelta, PixFmt, Threads, Width)
+from vqa_rt.cli.terminal import UNTRAINED_WARNING
+from vqa_rt.runtime.qpmaps.formats import FORMATS
 
 
 def run_command(
@@ -30,42 +31,38 @@ def run_command(
     width: Width = None,
     height: Height = None,
     pix_fmt: PixFmt = None,
-    fps: Optional[float] = typer.Option(None, help="Frame rate of raw YUV (for NR's frames per second)."),
-    matrix: Literal["bt709", "bt601"] = typer.Option("bt709", help="YUV->RGB matrix."),
+    fps: Fps = None,
+    matrix: Matrix = "bt709",
     color_range: ColorRange = None,
-    frame_skip: int = typer.Option(0, help="Skip this many frames at the start (every engine)."),
+    frame_skip: FrameSkip = 0,
     max_frames: Optional[int] = typer.Option(None, help="Read at most this many frames (after the skip)."),
     fr_stride: Optional[int] = typer.Option(None, help="FR: score every Nth frame (default every frame)."),
     nr_fps: Optional[float] = typer.Option(None, help="NR: frames per second of video (default 1)."),
     nr_stride: Optional[int] = typer.Option(None, help="NR: score every Nth frame instead."),
     qp_format: Literal[FORMATS] = typer.Option("npy", help="QP-map file format (as 'vqa-rt qpmap --format')."),
-    base_qp: int = typer.Option(32, help="Encoder QP the deltas apply to."),
-    grid: Optional[int] = typer.Option(
-        None, help=f"QP-map cell size, one of {', '.join(map(str, GRIDS))} (default: 64 for Kvazaar, else 16)."),
-    max_delta: int = typer.Option(4, help="Clip delta QPs to +-this."),
-    codec: Literal[tuple(QP_RANGES)] = typer.Option("hevc", help="Legal QP range of the codec."),
-    batch_size: int = typer.Option(1, help="Frames per inference call (FR and NR)."),
-    device: Literal["cpu", "cuda"] = typer.Option("cpu", help="ONNX Runtime device."),
-    threads: int = typer.Option(0, help="Inference threads per engine (0: one per core)."),
+    base_qp: BaseQP = 32,
+    grid: Grid = None,
+    max_delta: MaxDelta = 4,
+    codec: Codec = "hevc",
+    batch_size: BatchSize = 1,
+    device: Device = "cpu",
+    threads: Threads = 0,
 ):
     """One job in one pass: FR(source, distorted), NR(distorted) and QP maps(source), each frame decoded once."""
-    from vqa_rt.cli.app import UNTRAINED_WARNING
-    from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, JsonLines, run_job
-    from vqa_rt.runtime.pipeline.score import ScoreOptions
+    from vqa_rt.runtime.frames.options import EngineSampling, FrameOptions
     from vqa_rt.runtime.frames.sources import VideoInput
+    from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, JsonLines, run_job
+    from vqa_rt.runtime.qpmaps.formats import conversion_for
 
-    if batch_size < 1:
-        raise typer.BadParameter("--batch-size must be at least 1")
     if output_dir is None and jsonl is None:
         raise typer.BadParameter("give --output-dir and/or --jsonl: results must go somewhere")
     engines = JobEngines(fr=fr, nr=nr, qpmap=qpmap, qp_method=qp_method)
     options = JobOptions(
-        frames=ScoreOptions(matrix=matrix, color_range=color_range, frame_skip=frame_skip, max_frames=max_frames,
+        frames=FrameOptions(matrix=matrix, color_range=color_range, frame_skip=frame_skip, max_frames=max_frames,
                             batch_size=batch_size),
-        fr={"frame_stride": fr_stride} if fr_stride else {},
-        nr={k: v for k, v in (("sample_fps", nr_fps), ("frame_stride", nr_stride)) if v is not None},
-        conversion=QPConversion(base_qp=base_qp, max_delta=max_delta, codec=codec,
-                                grid=default_grid(qp_format) if grid is None else grid),
+        fr=EngineSampling(frame_stride=fr_stride),
+        nr=EngineSampling(frame_stride=nr_stride, sample_fps=nr_fps),
+        conversion=conversion_for(qp_format, grid, base_qp=base_qp, max_delta=max_delta, codec=codec),
         map_format=qp_format,
     )
     inputs = {role: VideoInput(path, width, height, pix_fmt, fps)

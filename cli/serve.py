@@ -9,6 +9,8 @@ from typing import Literal, Optional
 
 import typer
 
+from vqa_rt.cli.options import Device, Threads
+
 
 def serve_command(
     socket_path: Path = typer.Option(..., "--socket", help="Unix domain socket to listen on (created, mode 0600)."),
@@ -16,8 +18,8 @@ def serve_command(
     nr: Optional[str] = typer.Option(None, help="NR engine: .onnx/.plan NR model."),
     qpmap: Optional[str] = typer.Option(None, help="QP-map engine (.onnx from 'vqa-rt export qpmap')."),
     qp_method: Literal["model", "activity"] = typer.Option("model", help="activity: QP maps without an engine."),
-    device: Literal["cpu", "cuda"] = typer.Option("cpu", help="ONNX Runtime device."),
-    threads: int = typer.Option(0, help="Inference threads per engine (0: one per core)."),
+    device: Device = "cpu",
+    threads: Threads = 0,
     drain_timeout: float = typer.Option(30.0, help="Seconds running jobs get to finish at shutdown."),
 ):
     """Serve FR/NR/QP-map jobs from warm engines over a local socket (protocol: docs/serve-protocol.md)."""

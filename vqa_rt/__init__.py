@@ -7,13 +7,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-_API = {
+_API = {  # name -> module; loaded when first used
     "score": "vqa_rt.runtime.pipeline.score",
-    "ScoreOptions": "vqa_rt.runtime.pipeline.score",
-    "VideoInput": "vqa_rt.runtime.pipeline.score",
+    "ScoreOptions": "vqa_rt.runtime.frames.options",
+    "FrameOptions": "vqa_rt.runtime.frames.options",
+    "EngineSampling": "vqa_rt.runtime.frames.options",
+    "VideoInput": "vqa_rt.runtime.frames.sources",
     "qp_maps": "vqa_rt.runtime.pipeline.qpmap",
     "write_qp_maps": "vqa_rt.runtime.pipeline.qpmap",
     "QPConversion": "vqa_rt.runtime.qpmaps.conversion",
+    "run_job": "vqa_rt.runtime.pipeline.job",
+    "JobEngines": "vqa_rt.runtime.pipeline.job",
+    "JobOptions": "vqa_rt.runtime.pipeline.job",
 }
 
 

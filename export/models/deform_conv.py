@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vqa_rt.runtime.engines.native.kernel_library import deform_conv_output_size
-
 __all__ = ["deform_conv2d", "DeformConv2d", "ONNX_TRANSLATIONS"]
 
 
@@ -131,11 +129,6 @@ class DeformConv2d(nn.Module):
     def mask_channels(self) -> int:
         """Channels of the mask input: offset_group * kH * kW."""
         return self.offset_group * self.kernel_size**2
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """Spatial size of the output for an input of the given size."""
-        k, s, p, d = self.kernel_size, self.stride, self.padding, self.dilation
-        return deform_conv_output_size(height, k, s, p, p, d), deform_conv_output_size(width, k, s, p, p, d)
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
         p = self.padding

@@ -20,7 +20,7 @@ import torch
 
 from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import LoadedModel, fit_state_dict
-from vqa_rt.export.models.nr import NRConfig, NRScorer
+from vqa_rt.export.models.nr import NRConfig, NRQualityModel
 from vqa_rt.export.models.nr_prompt import tokenizer_tokens
 
 SUPPORTED = ("LLaVA (model_type 'llava', LlavaForConditionalGeneration) with a CLIP vision tower "
@@ -234,6 +234,6 @@ def load_llava(directory: str, config: NRConfig | None = None) -> LoadedModel:
                            f"of {window}")
     state = _read_weights(directory, nr_config, bool(hf_config.tie_word_embeddings))
     with torch.device("meta"):
-        model = NRScorer(nr_config)
+        model = NRQualityModel(nr_config)
     fit_state_dict(model, state, directory, "nr", assign=True)
     return LoadedModel(model.eval(), nr_config, untrained=False, source=directory)

@@ -12,7 +12,6 @@ The prompt's text embeddings are constants of the model. Outputs: the score
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -20,7 +19,6 @@ from torch import Tensor, nn
 
 from vqa_rt.errors import ModelError
 from vqa_rt.export.models.nr_prompt import word_piece_tokens
-from vqa_rt.export.models.spec import ModelSpec
 from vqa_rt.export.models.vlm_blocks import DecoderLayer, RMSNorm, VisionTower, activation, causal_mask, rotary_tables
 
 QALIGN_PROMPT = "USER: How would you rate the quality of this video?\n<image>\nASSISTANT: The quality of the video is"
@@ -126,7 +124,7 @@ class Projector(nn.Module):
         return self.linear_2(self.act(self.linear_1(x)))
 
 
-class NRScorer(nn.Module):
+class NRQualityModel(nn.Module):
     """Normalised RGB frames ``(N, 3, S, S)`` -> ``(score, level_probs, level_logits)``: (N,), (N, L), (N, L).
 
     Its weights are PyTorch's defaults until set: by :func:`build_untrained` or from a checkpoint.
@@ -172,7 +170,7 @@ class NRScorer(nn.Module):
         return low + (high - low) * (probs * self.level_weights).sum(-1), probs, logits
 
 
-def build_untrained(config: NRConfig) -> NRScorer:
+def build_untrained(config: NRConfig) -> NRQualityModel:
     """The scorer with seeded random weights (from torch's RNG), made so that scores vary with the image.
 
     Every weight and embedding (patches, positions, the prompt's rows, which come from one
@@ -183,7 +181,7 @@ def build_untrained(config: NRConfig) -> NRScorer:
     scale (uniform level probabilities), and scaled by :data:`LEVEL_HEAD_GAIN`, so that other
     frames' scores spread with how their hidden states differ from it.
     """
-    model = NRScorer(config)
+    model = NRQualityModel(config)
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)):
             nn.init.normal_(module.weight, std=INIT_STD)
@@ -200,55 +198,3 @@ def build_untrained(config: NRConfig) -> NRScorer:
         rows = model.level_head.weight
         rows.sub_(torch.outer(rows @ direction, direction)).mul_(LEVEL_HEAD_GAIN)
     return model.eval()
-
-
-def _example_inputs(config: NRConfig, batch: int, height: int, width: int) -> tuple[Tensor]:
-    return (torch.randn(batch, 3, height, width),)
-
-
-def _config_metadata(config: NRConfig) -> dict:
-    """The per-config metadata entries: pre-processing, score scale, prompt and levels."""
-    low, high = config.score_range
-    return {
-        "preprocess": {
-            **SPEC.preprocess,
-            "size": [config.image_size, config.image_size],
-            "resize": config.resize,
-            "mean": list(config.image_mean),
-            "std": list(config.image_std),
-        },
-        "score_scale": {"name": "quality level (Q-Align)", "min": low, "max": high, "higher_is_better": True},
-        "prompt": config.prompt,
-        "levels": [{"word": word, "weight": weight, "token_id": token}
-                   for word, weight, token in zip(config.levels, config.level_weights, config.level_ids)],
-    }
-
-
-SPEC = ModelSpec(
-    kind="nr",
-    description="no-reference quality from a LLaVA-style VLM (CLIP ViT + MLP projector + Llama decoder), prefill only",
-    config_cls=NRConfig,
-    build=build_untrained,
-    input_names=("pixels",),
-    output_names=("score", "level_probs", "level_logits"),
-    dynamic_axes={"pixels": {0: "batch"}},
-    example_inputs=_example_inputs,
-    validation_sizes=(),
-    min_size=1,
-    rtol=1e-4,
-    preprocess={
-        "layout": "NCHW",
-        "color": "RGB",
-        "value_range": [0.0, 1.0],
-        "sampling": {"sample_fps": 1.0},
-        "pooling": "a video's score is the mean of its frame scores, which is the score of its mean level "
-                   "probabilities (the score is linear in them)",
-    },
-    score_scale={"name": "quality level (Q-Align)", "min": 1.0, "max": 5.0, "higher_is_better": True},
-    presets=PRESETS,
-    input_size=lambda config: (config.image_size, config.image_size),
-    validation_batches=(1, 3),
-    row_relative_outputs=("level_logits",),
-    config_metadata=_config_metadata,
-    load_directory=lambda path, config: importlib.import_module("vqa_rt.export.models.hf_llava").load_llava(path, config),
-)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from vqa_rt.errors import ModelError
 
 # Model kind -> module defining ``SPEC``. Modules import torch, so they load lazily.
-_SPEC_MODULES = {"fr": "vqa_rt.export.models.fr", "qpmap": "vqa_rt.export.models.qpmap", "nr": "vqa_rt.export.models.nr"}
+_SPEC_MODULES = {"fr": "vqa_rt.export.models.fr", "qpmap": "vqa_rt.export.models.qpmap", "nr": "vqa_rt.export.models.nr_spec"}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,8 +33,11 @@ import onnx
 from vqa_rt.errors import InputError, ModelError
 from vqa_rt.export.onnx_tools.fidelity import FidelityReport, compare_models
 from vqa_rt.export.onnx_tools.files import EXTERNAL_DATA_ABOVE, external_data, save_onnx
+from vqa_rt.export.onnx_tools.quantize_modes import MODES, WEIGHT_BLOCK
 from vqa_rt.export.quiet import quiet
-from vqa_rt.runtime.engines.metadata import read_model_info
+from vqa_rt.runtime.engines.record import resolve_engine
+from vqa_rt.runtime.frames.options import FrameOptions
+from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.scorers.nr import frame_inputs
 from vqa_rt.runtime.outputs import check_output_paths
 
@@ -45,26 +47,6 @@ MIN_CALIBRATION_FRAMES = 16
 # with QuantizeLinear-21 once its QDQ optimisers run (onnxruntime issue 25526).
 QDQ_OPSET = 20
 CALIBRATION_PERCENTILE = 99.99  # int8 activation ranges clip the rarest 0.01 % of |values|
-WEIGHT_BLOCK = 32
-
-
-@dataclass(frozen=True)
-class Mode:
-    description: str
-    calibrated: bool
-    target: str  # who runs the result
-
-
-MODES = {
-    "int8": Mode("int8 Q/DQ (symmetric, per-channel weights, percentile-calibrated activations)", True,
-                 "TensorRT int8, ONNX Runtime CPU"),
-    "int8-weight-only": Mode(f"int8 weights in blocks of {WEIGHT_BLOCK} (ONNX Runtime MatMulNBits)", False,
-                             "ONNX Runtime CPU"),
-    "int4-weight-only": Mode(f"int4 weights in blocks of {WEIGHT_BLOCK} (ONNX Runtime MatMulNBits)", False,
-                             "ONNX Runtime CPU"),
-    "fp8": Mode("FLOAT8E4M3FN Q/DQ (per-tensor, Distribution-calibrated activations)", True,
-                "TensorRT fp8 (GPUs with FP8 tensor cores)"),
-}
 
 
 class _Frames:
@@ -212,36 +194,34 @@ def _finish(quantized: str, source: str, output: str, record: dict[str, Any]) ->
     save_onnx(model, output)
 
 
-def quantize_model(model: str, output: str, mode: str, calibration, options=None, *, evaluation=None,
-                   threads: int = 0, min_frames: int = MIN_CALIBRATION_FRAMES) -> FidelityReport:
+def quantize_model(model: str, output: str, mode: str, calibration: VideoInput,
+                   options: FrameOptions = FrameOptions(), *, evaluation: VideoInput | None = None, threads: int = 0,
+                   min_frames: int = MIN_CALIBRATION_FRAMES) -> FidelityReport:
     """Quantize the exported model ``model`` to ``output`` and compare the two on ONNX Runtime CPU.
 
-    ``calibration`` (and ``evaluation``, default: the calibration frames) are ``VideoInput`` s whose
-    frames ``options`` (``ScoreOptions``; NR default 1 per second) select; at least ``min_frames``
-    each. Everything is checked before anything is written. Returns the fidelity report, which is
-    also stored in the output's metadata.
+    ``calibration`` (and ``evaluation``, default: the calibration frames) are videos whose frames
+    ``options`` select (NR default: 1 per second); at least ``min_frames`` each. Everything is
+    checked before anything is written. Returns the fidelity report, which is also stored in the
+    output's metadata.
     """
-    from vqa_rt.runtime.pipeline.score import ScoreOptions
-
-    options = options or ScoreOptions()
     if mode not in MODES:
         raise InputError(f"unknown quantization mode {mode!r} (known: {', '.join(MODES)})")
-    info = read_model_info(model, expected_kind=QUANTIZABLE_KINDS)
-    if "quantization" in info.metadata:
-        raise InputError(f"{model}: is already quantized ({info.metadata['quantization']['mode']})")
+    engine = resolve_engine(model, QUANTIZABLE_KINDS)
+    if "quantization" in engine.model.metadata:
+        raise InputError(f"{model}: is already quantized ({engine.model.metadata['quantization']['mode']})")
     check_output_paths([output])
     sets = {"calibration": calibration, **({"evaluation": evaluation} if evaluation is not None else {})}
     frames = {}
     for role, video in sets.items():
-        indices, frames[role] = frame_inputs(info, video, options)
+        indices, frames[role] = frame_inputs(engine, video, options)
         if len(indices) < min_frames:
             raise InputError(f"{video.path}: {role} set too small: {len(indices)} frames selected, need at least "
                              f"{min_frames} (use a longer video or sample more frames: --sample-fps, "
                              "--sample-frames, --frame-stride)")
     partial = f"{output}.partial"
     try:
-        quantize_onnx(model, partial, mode, info.inputs[0], frames["calibration"])
-        report = compare_models(model, partial, info.inputs[0], frames.get("evaluation", frames["calibration"]),
+        quantize_onnx(model, partial, mode, engine.model.inputs[0], frames["calibration"])
+        report = compare_models(model, partial, engine.model.inputs[0], frames.get("evaluation", frames["calibration"]),
                                 threads=threads, batch_size=options.batch_size)
         record = {"mode": mode, "description": MODES[mode].description, "target": MODES[mode].target,
                   "source": model, "calibration": {"path": calibration.path, "frames": len(frames["calibration"])},

@@ -27,15 +27,16 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import onnx
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 import vqa_rt
 from vqa_rt.errors import BackendUnavailableError, EngineBuildError, ModelError
-from vqa_rt.runtime.engines.metadata import (PLAN_FORMAT, PLAN_FORMAT_VERSION, PLAN_SUFFIX, onnx_metadata,
-                                       plan_sidecar_path, read_model_info)
+from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata, plan_sidecar_path
+from vqa_rt.runtime.engines.onnx_graph import count_deform_conv, graph_nodes, graphs, is_deform_conv
+from vqa_rt.runtime.engines.record import PLAN_SUFFIX, resolve_engine
 from vqa_rt.runtime.engines.native.libraries import (BUILTIN_DEFORM_PLUGIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION, VQA_PLUGIN,
                                    register_builtin_plugins, register_plugin)
 from vqa_rt.runtime.outputs import check_output_paths, open_atomic, write_atomic
@@ -59,36 +60,6 @@ def report_path(plan: str) -> str:
 
 # ---------------------------------------------------------------- graph steps (no TensorRT)
 
-def _graphs(model: ModelProto) -> Iterator[onnx.GraphProto]:
-    """The main graph and every subgraph (If/Loop/Scan bodies), depth first."""
-    stack = [model.graph]
-    while stack:
-        graph = stack.pop()
-        yield graph
-        for node in graph.node:
-            for attribute in node.attribute:
-                if attribute.type == onnx.AttributeProto.GRAPH:
-                    stack.append(attribute.g)
-                elif attribute.type == onnx.AttributeProto.GRAPHS:
-                    stack.extend(attribute.graphs)
-
-
-def _nodes(model: ModelProto) -> Iterator[onnx.NodeProto]:
-    for graph in _graphs(model):
-        yield from graph.node
-    for function in model.functions:
-        yield from function.node
-
-
-def _is_deform_conv(node: onnx.NodeProto) -> bool:
-    return node.op_type == "DeformConv" and node.domain in ("", "ai.onnx")
-
-
-def count_deform_conv(model: ModelProto) -> int:
-    """Standard ``DeformConv`` nodes in the model (subgraphs and functions included)."""
-    return sum(_is_deform_conv(node) for node in _nodes(model))
-
-
 def rewrite_deform_conv(model: ModelProto) -> tuple[ModelProto, int]:
     """A copy of ``model`` whose ``DeformConv`` nodes are ``VqaDeformConv2d`` plugin nodes; and their count.
 
@@ -99,8 +70,8 @@ def rewrite_deform_conv(model: ModelProto) -> tuple[ModelProto, int]:
     """
     model = copy.deepcopy(model)
     count = 0
-    for node in _nodes(model):
-        if not _is_deform_conv(node):
+    for node in graph_nodes(model):
+        if not is_deform_conv(node):
             continue
         inputs = list(node.input)
         if len(inputs) < 3 or len(inputs) > _DEFORM_INPUTS or not all(inputs[:3]):
@@ -124,7 +95,7 @@ def convert_to_fp16(model: ModelProto) -> ModelProto:
     block list of ops kept in FP32); the result still runs on ONNX Runtime CPU."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    if any(node.op_type in QDQ_OPS for node in _nodes(model)):
+    if any(node.op_type in QDQ_OPS for node in graph_nodes(model)):
         raise ModelError("the graph has QuantizeLinear/DequantizeLinear nodes: build it with --precision int8 or "
                          "fp8, not fp16")
     return convert_float_to_float16(copy.deepcopy(model), keep_io_types=True)
@@ -133,7 +104,7 @@ def convert_to_fp16(model: ModelProto) -> ModelProto:
 def _constants(model: ModelProto) -> dict[str, TensorProto]:
     """Initializers and Constant-node tensors by name (where zero points and quantized weights live)."""
     tensors = {}
-    for graph in _graphs(model):
+    for graph in graphs(model):
         tensors.update({t.name: t for t in graph.initializer})
         for node in graph.node:
             if node.op_type == "Constant":
@@ -164,7 +135,7 @@ def summarize_quantization(model: ModelProto) -> QuantizationSummary:
     counts: Counter[str] = Counter()
     types: Counter[str] = Counter()
     nonzero = []
-    for node in _nodes(model):
+    for node in graph_nodes(model):
         if node.op_type not in QDQ_OPS:
             continue
         counts[node.op_type] += 1
@@ -554,15 +525,15 @@ def build_engine(onnx_path: str, plan_path: str, options: BuildOptions = BuildOp
     if options.precision not in PRECISIONS:
         raise EngineBuildError(f"unknown precision {options.precision!r}; choose from {', '.join(PRECISIONS)}")
     check_output_paths([plan_path] + ([options.timing_cache] if options.timing_cache else []))
-    info = read_model_info(onnx_path)
+    model_info = resolve_engine(onnx_path).model
     # Everything that needs only the graph is checked before TensorRT is looked for.
     model = onnx.load(onnx_path)
     try:
         prepared = prepare_graph(model, options.precision, options.builtin_deformconv)
     except ModelError as exc:
         raise ModelError(f"{onnx_path}: {exc}") from None
-    profile = derive_profile(graph_input_shapes(prepared.model), info.metadata.get("dynamic_axes") or {},
-                             options.shapes, info.min_size)
+    profile = derive_profile(graph_input_shapes(prepared.model), model_info.metadata.get("dynamic_axes") or {},
+                             options.shapes, model_info.min_size)
 
     trt = import_tensorrt()
     driver = probe_driver()

@@ -1,5 +1,5 @@
-"""Reads the ``vqa_rt.*`` metadata that export embeds in an ONNX file, or that
-``vqa-rt build-engine`` copies into a TensorRT plan's sidecar (``fr.plan.json``)."""
+"""The ``vqa_rt.*`` metadata that export embeds in an ONNX file, or that ``vqa-rt build-engine`` copies into
+a TensorRT plan's sidecar (``fr.plan.json``), read and checked (:class:`ModelError` naming the file)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import onnx
 from vqa_rt.errors import ModelError
 
 _PREFIX = "vqa_rt."
-PLAN_SUFFIX = ".plan"
 PLAN_FORMAT = "vqa-rt-plan"  # the sidecar's "format"; "format_version" is bumped on incompatible changes
 PLAN_FORMAT_VERSION = 1
 
@@ -24,7 +23,6 @@ PLAN_FORMAT_VERSION = 1
 class ModelInfo:
     """What a runtime needs to feed a vqa-rt model and read its outputs."""
 
-    path: str
     kind: str
     inputs: list[str]
     outputs: list[str]
@@ -63,15 +61,12 @@ def read_plan_sidecar(plan: str) -> dict[str, Any]:
     return data
 
 
-def read_model_info(path: str, expected_kind: str | tuple[str, ...] | None = None) -> ModelInfo:
-    """Parse the metadata of an exported model (``.onnx``) or of a plan's sidecar (``.plan``);
-    check its kind if ``expected_kind`` (a kind, or several) is given."""
-    if path.endswith(PLAN_SUFFIX):
-        return _model_info(path, read_plan_sidecar(path)["metadata"], expected_kind)
+def read_onnx_metadata(path: str) -> dict[str, Any]:
+    """The ``vqa_rt.*`` metadata of an ONNX file (a copy: the parse is cached per version of the file)."""
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such model file")
     st = os.stat(path)
-    return _model_info(path, copy.deepcopy(_onnx_file_metadata(path, st.st_mtime_ns, st.st_size)), expected_kind)
+    return copy.deepcopy(_onnx_file_metadata(path, st.st_mtime_ns, st.st_size))
 
 
 @functools.lru_cache(maxsize=16)
@@ -98,16 +93,18 @@ def onnx_metadata(proto: onnx.ModelProto, path: str = "model") -> dict[str, Any]
     return metadata
 
 
-def _model_info(path: str, metadata: dict[str, Any], expected_kind: str | tuple[str, ...] | None) -> ModelInfo:
+def metadata_kind(path: str, metadata: dict[str, Any]) -> str:
+    """The model kind ``metadata`` names (read from ``path``, named in errors)."""
     if "kind" not in metadata:
         raise ModelError(f"{path}: not a vqa-rt model (no vqa_rt.kind metadata); export it with 'vqa-rt export'")
-    kinds = (expected_kind,) if isinstance(expected_kind, str) else expected_kind
-    if kinds is not None and metadata["kind"] not in kinds:
-        raise ModelError(f"{path}: is a {metadata['kind']!r} model, not a " + " or a ".join(f"{k!r} model" for k in kinds))
+    return metadata["kind"]
+
+
+def model_info(path: str, metadata: dict[str, Any]) -> ModelInfo:
+    """The model described by ``metadata`` (read from ``path``, named in errors)."""
     try:
         return ModelInfo(
-            path=path,
-            kind=metadata["kind"],
+            kind=metadata_kind(path, metadata),
             inputs=list(metadata["inputs"]),
             outputs=list(metadata["outputs"]),
             preprocess=dict(metadata["preprocess"]),

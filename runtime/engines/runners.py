@@ -1,4 +1,4 @@
-"""The one place that maps an engine file to the runner that executes it, and keeps runners warm."""
+"""The one place that maps an engine to the runner that executes it, and keeps runners warm."""
 
 from __future__ import annotations
 
@@ -8,39 +8,38 @@ from typing import Iterator
 
 import numpy as np
 
-from vqa_rt.errors import ModelError
 from vqa_rt.runtime.engines.backends.base import Runner, TensorInfo
+from vqa_rt.runtime.engines.record import Engine
 
 _warm: dict[tuple[str, str, int], "SharedRunner"] | None = None  # set while warm_runners() is active
 _warm_lock = threading.Lock()
 
 
-def _new_runner(path: str, device: str, threads: int) -> Runner:
-    if path.endswith(".plan"):
+def _new_runner(engine: Engine, device: str, threads: int) -> Runner:
+    if engine.format == "plan":
         from vqa_rt.runtime.engines.backends.tensorrt import TensorRTRunner
 
-        return TensorRTRunner(path)
-    if not path.endswith(".onnx"):
-        raise ModelError(f"{path}: unsupported engine file; expected an .onnx file from 'vqa-rt export' "
-                         "or a .plan from 'vqa-rt build-engine'")
+        return TensorRTRunner(engine.path, sidecar=engine.sidecar)
+    if engine.format != "onnx":
+        raise ValueError(f"{engine.name}: a {engine.kind} engine has no runner")
     from vqa_rt.runtime.engines.backends.onnxrt import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(path, device=device, threads=threads)
+    return OnnxRuntimeRunner(engine.path, device=device, threads=threads)
 
 
-def open_runner(path: str, device: str = "cpu", threads: int = 0) -> Runner:
-    """A (not yet activated) runner for ``path``: ONNX files run on ONNX Runtime, TensorRT plans
-    (``.plan`` from 'vqa-rt build-engine') on TensorRT, on the GPU whatever ``device`` says.
+def open_runner(engine: Engine, device: str = "cpu", threads: int = 0) -> Runner:
+    """A (not yet activated) runner for a model engine: ONNX files run on ONNX Runtime, TensorRT plans
+    on TensorRT, on the GPU whatever ``device`` says.
 
     Inside :func:`warm_runners`, the runner is a :class:`SharedRunner` over one runner per
     (file, device, threads), activated the first time and kept until the block ends.
     """
     if _warm is None:
-        return _new_runner(path, device, threads)
-    key = (path, device, threads)
+        return _new_runner(engine, device, threads)
+    key = (engine.path, device, threads)
     with _warm_lock:
         if key not in _warm:
-            _warm[key] = SharedRunner(_new_runner(path, device, threads).activate())
+            _warm[key] = SharedRunner(_new_runner(engine, device, threads).activate())
         return _warm[key]
 
 

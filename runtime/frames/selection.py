@@ -1,21 +1,16 @@
-"""Selected frames of one video or pairs of reference and distorted frames, and background
-prefetch of any iterable."""
+"""Frames taken from one or more videos read side by side: each video's frame with the frame before it,
+the frames a sampling selects, and the checks that videos can be read together."""
 
 from __future__ import annotations
 
 import itertools
-import queue
-import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterator
 
 from vqa_rt.errors import InputError
 
 from vqa_rt.runtime.frames.sampling import FrameSampling
 from vqa_rt.runtime.frames.video import Frame, VideoReader
-
-T = TypeVar("T")
-
 
 @dataclass
 class FramePair:
@@ -27,19 +22,6 @@ class FramePair:
     dist: Frame
     ref_prev: Frame
     dist_prev: Frame
-
-
-def paired_frames(ref: VideoReader, dist: VideoReader,
-                  sampling: FrameSampling = FrameSampling()) -> Iterator[FramePair]:
-    """Pairs of the source frames ``sampling`` selects. Sizes and known frame counts are
-    checked before anything is read; streams of unknown length must end together. Every
-    frame is read (streams cannot seek), so unselected frames cost I/O but no conversion.
-    """
-    total = check_pair(ref, dist, sampling)
-    wanted = sampling.indices(total, ref.format.fps or dist.format.fps)
-    steps = select(frames_in_step({"reference": ref, "distorted": dist}), wanted, sampling.skip)
-    return (FramePair(step.index, step.frames["reference"], step.frames["distorted"],
-                      step.previous["reference"], step.previous["distorted"]) for step in steps)
 
 
 def single_frames(reader: VideoReader, sampling: FrameSampling = FrameSampling()) -> Iterator[Frame]:
@@ -116,55 +98,3 @@ def select(steps: Iterator[Step], wanted: Iterator[int], skip: int) -> Iterator[
             target = next(wanted, None)
     if selected == 0:
         raise InputError(f"frame skip {skip} leaves no frames (the video is shorter)")
-
-
-_DONE = object()
-
-
-def prefetch(iterable: Iterable[T], depth: int = 4) -> Iterator[T]:
-    """Iterate ``iterable`` in a daemon thread, at most ``depth`` items ahead.
-
-    The producer's exception is re-raised in the consumer. When the consumer stops
-    early (the generator is closed or raises), the producer stops after its current
-    item, closes the source iterator, and is joined.
-    """
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[object, object]) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def produce() -> None:
-        source = iter(iterable)
-        try:
-            for item in source:
-                if not put((item, None)):
-                    break
-            else:
-                put((_DONE, None))
-        except BaseException as exc:  # handed to the consumer
-            put((_DONE, exc))
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, exc = items.get()
-            if exc is not None:
-                raise exc
-            if item is _DONE:
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.frames.options import FrameOptions
+from vqa_rt.runtime.outputs import check_output_paths, write_atomic
 from vqa_rt.runtime.pipeline.manifest import KEY, ManifestRow, read_manifest
 from vqa_rt.runtime.pipeline.pooling import pool as pool_values
-from vqa_rt.runtime.scorers.factory import check_engine, engine_column, takes_reference
-from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+from vqa_rt.runtime.pipeline.score import score
+from vqa_rt.runtime.scorers.factory import scoring_engine
 from vqa_rt.runtime.tables import read_table
-from vqa_rt.runtime.outputs import check_output_paths, write_atomic
 
 RESULT_COLUMNS = ("frames", "status", "error", "seconds")
 POOLS = tuple(pool_values([1.0]))  # min, max, mean, harmonic_mean, p5
@@ -122,45 +124,47 @@ def _one_line(exc: Exception) -> str:
     return " ".join(text.split())
 
 
-def _score_row(row: ManifestRow, engines: list[tuple[str, str, bool]], options: ScoreOptions, pool: str,
-               device: str, threads: int, cancel: threading.Event) -> dict[str, str]:
-    """Score one row with every engine: (engine, column, whether it takes the reference)."""
+def _score_row(row: ManifestRow, engines: list[Engine], options: FrameOptions, pool: str, device: str, threads: int,
+               cancel: threading.Event) -> dict[str, str]:
+    """Score one row with every engine."""
     def stop_if_cancelled(done: int, total: int | None) -> None:
         if cancel.is_set():
             raise _Cancelled
 
     stop_if_cancelled(0, None)
     start = time.perf_counter()
-    values = {column: "" for _, column, _ in engines}
+    values = {engine.column: "" for engine in engines}
     frames = error = ""
-    for engine, column, with_reference in engines:
+    for engine in engines:
         try:
-            result = score(engine, row.reference if with_reference else None, row.distorted, options,
+            result = score(engine, row.reference if engine.takes_reference else None, row.distorted, options,
                            device=device, threads=threads, progress=stop_if_cancelled)
         except _Cancelled:
             raise
         except Exception as exc:  # recorded in the row; the batch goes on
-            error = f"{column}: {_one_line(exc)}"
+            error = f"{engine.column}: {_one_line(exc)}"
             break
         value = result["pooled_metrics"][result["model"]["metric"]][pool]
-        values[column] = "" if value is None else format(value, ".10g")
+        values[engine.column] = "" if value is None else format(value, ".10g")
         frames = str(len(result["frames"]))
     return {**row.values, **values, "frames": frames, "status": "failed" if error else "ok", "error": error,
             "seconds": f"{time.perf_counter() - start:.3f}"}
 
 
-def _engine_columns(engines: list[str], manifest_columns: list[str]) -> list[tuple[str, str]]:
-    if not engines:
+def _batch_engines(names: list[str], manifest_columns: list[str]) -> list[Engine]:
+    """The engines resolved, checked to write columns of their own."""
+    if not names:
         raise InputError("no engine given: name at least one (an .onnx FR model, psnr, ssim, ms-ssim or vmaf)")
-    named = [(engine, engine_column(engine)) for engine in engines]
+    engines = [scoring_engine(name) for name in names]
     taken = set(manifest_columns) | set(RESULT_COLUMNS)
-    for index, (engine, column) in enumerate(named):
-        if column in taken or column in (c for _, c in named[:index]):
-            raise InputError(f"engine {engine!r} would write column {column!r}, which is already taken")
-    return named
+    for engine in engines:
+        if engine.column in taken:
+            raise InputError(f"engine {engine.name!r} would write column {engine.column!r}, which is already taken")
+        taken.add(engine.column)
+    return engines
 
 
-def run_batch(manifest_path: str, engines: list[str], output: str, options: ScoreOptions = ScoreOptions(), *,
+def run_batch(manifest_path: str, engines: list[str], output: str, options: FrameOptions = FrameOptions(), *,
               pool: str = "mean", workers: int = 0, threads: int = 0, device: str = "cpu",
               retry_failed: bool = False, progress: BatchProgress | None = None) -> BatchSummary:
     """Score the manifest's rows not yet in ``output`` with every engine; rows are appended as they finish.
@@ -172,17 +176,15 @@ def run_batch(manifest_path: str, engines: list[str], output: str, options: Scor
     if pool not in POOLS:
         raise InputError(f"unknown pooling {pool!r} (choose from {', '.join(POOLS)})")
     manifest = read_manifest(manifest_path)
-    named = _engine_columns(engines, manifest.columns)
-    infos = {column: check_engine(engine) for engine, column in named}
+    resolved = _batch_engines(engines, manifest.columns)
     check_output_paths([output])
-    with ResultLog(output, [*manifest.columns, *(c for _, c in named), *RESULT_COLUMNS], retry_failed) as log:
+    with ResultLog(output, [*manifest.columns, *(e.column for e in resolved), *RESULT_COLUMNS], retry_failed) as log:
         todo = [row for row in manifest.rows if row.key not in log.done]
         workers, threads = plan_workers(len(todo), workers, threads)
         cancel = threading.Event()
         scored = failed = 0
         with ThreadPoolExecutor(workers, thread_name_prefix="score-batch") as executor:
-            scored_by = [(engine, column, takes_reference(infos[column])) for engine, column in named]
-            futures = [executor.submit(_score_row, row, scored_by, options, pool, device, threads, cancel)
+            futures = [executor.submit(_score_row, row, resolved, options, pool, device, threads, cancel)
                        for row in todo]
             try:
                 for future in as_completed(futures):
@@ -197,5 +199,5 @@ def run_batch(manifest_path: str, engines: list[str], output: str, options: Scor
                 for future in futures:
                     future.cancel()
                 raise
-    untrained = [column for column, info in infos.items() if info is not None and info.untrained]
+    untrained = [engine.column for engine in resolved if engine.untrained]
     return BatchSummary(output, len(manifest.rows), len(manifest.rows) - len(todo), scored, failed, workers, untrained)

@@ -29,12 +29,12 @@ from typing import Any, Callable, Iterator
 
 from vqa_rt.errors import InputError
 
-from vqa_rt.runtime.frames.selection import FramePair, Step, check_pair, check_single, frames_in_step, prefetch
+from vqa_rt.runtime.frames.selection import FramePair, Step, check_pair, check_single, frames_in_step
+from vqa_rt.runtime.pipeline.queues import POLL, prefetch, put_until
 from vqa_rt.runtime.frames.sampling import FrameSampling
 from vqa_rt.runtime.frames.video import VideoFormat, VideoReader
 
 QUEUE_DEPTH = 4  # frames waiting per branch (the prefetch thread holds as many again)
-_POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue
 _END = object()
 
 FrameCallback = Callable[[int, dict[str, Any]], None]
@@ -123,15 +123,6 @@ class _Run:
         self.order: collections.deque[int] = collections.deque()  # frames announced, not yet passed on
 
     # ------------------------------------------------------------ reader thread
-    def _put(self, lane_queue: queue.Queue, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                lane_queue.put(item, timeout=_POLL)
-                return True
-            except queue.Full:
-                pass
-        return False
-
     def read(self) -> None:
         error = None
         try:
@@ -142,7 +133,7 @@ class _Run:
                 if takers:
                     self.events.put(("frame", step.index, {lane.branch.name for lane in takers}))
                 for lane in takers:
-                    if not self._put(lane.queue, (step.index, _item(lane.branch, step))):
+                    if not put_until(lane.queue, (step.index, _item(lane.branch, step)), self.stop):
                         return
                     lane.taken += 1
                     lane.target = next(lane.wanted, None)
@@ -155,14 +146,14 @@ class _Run:
             error = exc
         finally:
             for lane in self.lanes:
-                self._put(lane.queue, (_END, None))
+                put_until(lane.queue, (_END, None), self.stop)
             self.events.put(("reader done", None, error))
 
     # ------------------------------------------------------------ worker threads
     def _items(self, lane: _Lane) -> Iterator[tuple[int, Any]]:
         while not self.stop.is_set():
             try:
-                index, item = lane.queue.get(timeout=_POLL)
+                index, item = lane.queue.get(timeout=POLL)
             except queue.Empty:
                 continue
             if index is _END:
@@ -210,7 +201,7 @@ class _Run:
             thread.start()
         while running:
             try:
-                kind, lane, payload = self.events.get(timeout=_POLL)
+                kind, lane, payload = self.events.get(timeout=POLL)
                 if kind == "frame":
                     self.pending[lane] = (set(payload), {})
                     self.order.append(lane)

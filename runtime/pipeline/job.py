@@ -1,7 +1,7 @@
 """One encoder-farm job in one pass: FR, NR and QP maps from a source and its reconstruction.
 
 :func:`run_job` reads each input once and fans the frames out to the engines asked for
-(see ``pipeline.py``): FR scores of (source, distorted) pairs, NR scores of the
+(see :mod:`.fanout`): FR scores of (source, distorted) pairs, NR scores of the
 distorted video, QP maps of the source. Into an output directory it writes what
 ``score`` and ``qpmap`` write (``fr.json``/``fr.csv``, ``nr.json``/``nr.csv``,
 ``qpmap.<ext>`` + ``qpmap.json``) and a run summary (``run.json``); per-frame results can
@@ -15,22 +15,22 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, TextIO
 
 import vqa_rt
 from vqa_rt.errors import InputError
-
-from vqa_rt.runtime.engines.metadata import read_model_info
-from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
-from vqa_rt.runtime.qpmaps.conversion import QPConversion
-from vqa_rt.runtime.pipeline.qpmap import FrameOptions, QPMapBranch, check_method, map_file_sink
-from vqa_rt.runtime.qpmaps.formats import SUMMARY_ONLY, check_format
-from vqa_rt.runtime.scorers.factory import check_engine
-from vqa_rt.runtime.pipeline.score import ScoreBranch, ScoreOptions, check_reference, score_outputs
+from vqa_rt.runtime.engines.record import Engine, resolve_engine
+from vqa_rt.runtime.frames.options import EngineSampling, FrameOptions
 from vqa_rt.runtime.frames.sources import VideoInput, open_inputs
 from vqa_rt.runtime.frames.video import VideoReader
 from vqa_rt.runtime.outputs import render_json, write_atomic
+from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
+from vqa_rt.runtime.pipeline.qpmap import QPMapBranch, check_method, map_file_sink
+from vqa_rt.runtime.pipeline.score import ScoreBranch, check_reference, score_outputs
+from vqa_rt.runtime.qpmaps.conversion import QPConversion
+from vqa_rt.runtime.qpmaps.formats import SUMMARY_ONLY, check_format
+from vqa_rt.runtime.scorers.factory import scoring_engine
 
 MAP_EXTENSIONS = {"npy": "npy", "csv": "csv", "x265": "bin", "kvazaar": "txt", "kvazaar-bin": "bin"}
 SUMMARY_NAME = "run.json"
@@ -58,19 +58,26 @@ class JobEngines:
 
 @dataclass(frozen=True)
 class JobOptions:
-    """How frames are read and sampled per engine. ``frames.max_frames`` caps the frames read from
-    the inputs (not the frames each engine takes); the per-engine sampling is in ``fr`` and ``nr``
-    (None: the engine's default — FR every frame, NR 1 frame per second); QP maps take every frame."""
+    """How frames are read and converted for every engine (``frames``: its ``max_frames`` caps the frames
+    read from the inputs, not the frames each engine takes), which frames the FR and the NR engine take
+    (``fr``, ``nr``; none chosen: the engine's default, FR every frame, NR 1 frame per second; QP maps
+    take every frame, at the video's own size), and how QP maps are made and written."""
 
-    frames: ScoreOptions = ScoreOptions()
-    fr: dict[str, Any] = field(default_factory=dict)  # ScoreOptions fields: frame_stride, sample_fps, ...
-    nr: dict[str, Any] = field(default_factory=dict)
+    frames: FrameOptions = FrameOptions()
+    fr: EngineSampling = EngineSampling()
+    nr: EngineSampling = EngineSampling()
     conversion: QPConversion = QPConversion()
     map_format: str = "npy"
 
+    def __post_init__(self) -> None:
+        if self.frames.engine_sampling.chosen:
+            raise InputError("a job's frame sampling is per engine (fr, nr: --fr-stride, --nr-fps, --nr-stride), "
+                             "not for all its engines")
 
-def check_job(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoInput]) -> dict[str, Any]:
-    """Validate the engines and that the inputs they need are given; the FR/NR model metadata by name."""
+
+def check_job(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoInput]) -> dict[str, Engine | None]:
+    """Validate the engines and that the inputs they need are given; the resolved engines by branch name
+    (None for QP maps by activity)."""
     if not (engines.fr or engines.nr or engines.maps):
         raise InputError("nothing to run: give --fr, --nr and/or --qpmap (or --qp-method activity)")
     missing = [role for role in engines.roles() if role not in inputs]
@@ -79,42 +86,43 @@ def check_job(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoI
         raise InputError("; ".join(f"{users[role]} need the {'source' if role == 'reference' else 'distorted'} "
                                    f"video (--{'source' if role == 'reference' else 'distorted'})"
                                    for role in missing))
-    infos = {}
+    resolved: dict[str, Engine | None] = {}
     if engines.fr:
-        infos["fr"] = check_engine(engines.fr)
-        if infos["fr"] is not None and infos["fr"].kind != "fr":
-            raise InputError(f"--fr {engines.fr}: is a {infos['fr'].kind!r} model, not an FR model")
-        check_reference(engines.fr, infos["fr"], inputs["reference"])
+        resolved["fr"] = scoring_engine(engines.fr)
+        if resolved["fr"].kind == "nr":
+            raise InputError(f"--fr {engines.fr}: is a 'nr' model, not an FR model")
+        check_reference(resolved["fr"], inputs["reference"])
     if engines.nr:
-        infos["nr"] = read_model_info(engines.nr, expected_kind="nr")
+        resolved["nr"] = resolve_engine(engines.nr, ("nr",))
     if engines.maps:
-        infos["qpmap"] = check_method(engines.qpmap, engines.qp_method)
+        resolved["qpmap"] = check_method(engines.qpmap, engines.qp_method)
         check_format(options.map_format, f"qpmap.{MAP_EXTENSIONS.get(options.map_format, 'json')}",
                      options.conversion.grid)
-    return infos
+    return resolved
 
 
-def _branches(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoInput], infos: dict[str, Any],
-              output_dir: str | None, device: str, threads: int, map_lines: bool) -> list[Branch]:
+def _branches(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoInput],
+              resolved: dict[str, Engine | None], output_dir: str | None, device: str, threads: int,
+              map_lines: bool) -> list[Branch]:
     def path(name: str) -> str | None:
         return None if output_dir is None else os.path.join(output_dir, name)
 
-    base = replace(options.frames, max_frames=None)
+    base = replace(options.frames, max_frames=None)  # the inputs are limited when opened
     branches: list[Branch] = []
-    for name, engine in (("fr", engines.fr), ("nr", engines.nr)):
-        if engine:
-            engine_options = replace(base, **getattr(options, name)).with_default_sampling(infos[name])
+    for name in ("fr", "nr"):
+        if name in resolved:
+            engine = resolved[name]
+            engine_options = base.with_sampling(getattr(options, name)).with_default_sampling(engine.default_sampling)
             outputs = [] if output_dir is None else score_outputs(path(f"{name}.json"), path(f"{name}.csv"))
-            branches.append(ScoreBranch(name, engine, infos[name], engine_options, inputs=inputs, outputs=outputs,
-                                        device=device, threads=threads))
+            branches.append(ScoreBranch(name, engine, engine_options, inputs=inputs, outputs=outputs, device=device,
+                                        threads=threads))
     if engines.maps:
-        frames = FrameOptions(matrix=base.matrix, color_range=base.color_range)
         fmt = options.map_format
         sink = None
         if output_dir is not None and fmt != SUMMARY_ONLY:
             sink = map_file_sink(fmt, path(f"qpmap.{MAP_EXTENSIONS[fmt]}"), options.conversion.base_qp)
-        branches.append(QPMapBranch("qpmap", infos["qpmap"], options.conversion, frames,
-                                    path=inputs["reference"].path, sink=sink, skip=base.frame_skip, device=device, threads=threads,
+        branches.append(QPMapBranch("qpmap", resolved["qpmap"], options.conversion, replace(base, analysis_size=None),
+                                    path=inputs["reference"].path, sink=sink, device=device, threads=threads,
                                     line_maps=map_lines))
     return branches
 
@@ -149,7 +157,7 @@ def run_job(engines: JobEngines, inputs: dict[str, VideoInput], options: JobOpti
     every engine's results so far are written (score files with ``"complete": false``; QP-map files
     only when complete) and the error is raised.
     """
-    infos = check_job(engines, options, inputs)
+    resolved = check_job(engines, options, inputs)
     if output_dir is not None:
         if os.path.exists(output_dir) and not os.path.isdir(output_dir):
             raise InputError(f"{output_dir}: exists and is not a directory")
@@ -162,7 +170,7 @@ def run_job(engines: JobEngines, inputs: dict[str, VideoInput], options: JobOpti
                 reader.limit(options.frames.frame_skip + options.frames.max_frames)
         if output_dir is not None:
             os.makedirs(output_dir, exist_ok=True)
-        branches = _branches(engines, options, inputs, infos, output_dir, device, threads, map_lines)
+        branches = _branches(engines, options, inputs, resolved, output_dir, device, threads, map_lines)
 
         def merged(index: int, outputs: dict[str, Any]) -> None:
             if on_frame is not None:
@@ -177,7 +185,7 @@ def run_job(engines: JobEngines, inputs: dict[str, VideoInput], options: JobOpti
         summary = {
             "version": vqa_rt.__version__,
             "inputs": {role: asdict(video) for role, video in inputs.items() if role in engines.roles()},
-            "options": {"frames": asdict(options.frames), "fr": options.fr, "nr": options.nr,
+            "options": {"frames": asdict(options.frames), "fr": options.fr.as_dict(), "nr": options.nr.as_dict(),
                         "map_format": options.map_format},
             "seconds": seconds,
             "complete": error is None,

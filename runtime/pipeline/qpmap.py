@@ -22,38 +22,21 @@ import numpy as np
 
 import vqa_rt
 from vqa_rt.errors import InputError
-
-from vqa_rt.runtime.frames.color import MATRICES, RANGES
-from vqa_rt.runtime.engines.metadata import ModelInfo, read_model_info
-from vqa_rt.runtime.qpmaps.conversion import QPConversion, grid_shape
-from vqa_rt.runtime.qpmaps.formats import SUMMARY_ONLY, check_format, default_grid, open_map_writer
-from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
-from vqa_rt.runtime.qpmaps.sources import ActivityQS, ModelQS
+from vqa_rt.runtime.engines.record import Engine, resolve_engine
+from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.sampling import FrameSampling
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.video import Frame, VideoFormat
 from vqa_rt.runtime.outputs import check_output_paths, render_json, write_atomic
+from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
+from vqa_rt.runtime.qpmaps.conversion import QPConversion, grid_shape
+from vqa_rt.runtime.qpmaps.formats import SUMMARY_ONLY, check_format, conversion_for, open_map_writer
+from vqa_rt.runtime.qpmaps.sources import ActivityQS, ModelQS
 
 METHODS = ("model", "activity")
+OPTIONS_RECORDED = ("matrix", "color_range", "frame_skip", "max_frames")  # what the summary's input records
 
 ProgressCallback = Callable[[int, "int | None"], None]
-
-
-@dataclass(frozen=True)
-class FrameOptions:
-    """How frames are read and converted before QS estimation."""
-
-    matrix: str = "bt709"
-    color_range: str | None = None  # None: the Y4M tag if present, else limited
-    max_frames: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.matrix not in MATRICES:
-            raise InputError(f"unknown colour matrix {self.matrix!r} (known: {', '.join(MATRICES)})")
-        if self.color_range is not None and self.color_range not in RANGES:
-            raise InputError(f"unknown colour range {self.color_range!r} (known: {', '.join(RANGES)})")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise InputError(f"max frames must be 1 or more, got {self.max_frames}")
 
 
 @dataclass
@@ -98,8 +81,8 @@ class MapSummary:
         return self.result
 
 
-def check_method(engine: str | None, method: str) -> ModelInfo | None:
-    """Check the method and its engine before the video is opened; the model's metadata, if any."""
+def check_method(engine: str | None, method: str) -> Engine | None:
+    """Check the method and its engine before the video is opened; the model engine, if any."""
     if method not in METHODS:
         raise InputError(f"unknown QP-map method {method!r} (known: {', '.join(METHODS)})")
     if method == "activity":
@@ -108,7 +91,16 @@ def check_method(engine: str | None, method: str) -> ModelInfo | None:
         return None
     if engine is None:
         raise InputError("the model method needs an engine (.onnx from 'vqa-rt export qpmap')")
-    return read_model_info(engine, expected_kind="qpmap")
+    return resolve_engine(engine, ("qpmap",))
+
+
+def check_map_options(options: FrameOptions) -> None:
+    """QP maps are made for every frame at the video's own size: refuse options that would change that."""
+    if options.analysis_size is not None:
+        raise InputError("QP maps are made at the video's own size: the analysis size does not apply")
+    if options.engine_sampling.chosen:
+        raise InputError("QP maps are made for every frame (an encoder needs one per frame): frame stride and "
+                         "sampling do not apply")
 
 
 MapSink = Callable[[tuple[int, int]], ContextManager[Callable[[np.ndarray], None]]]
@@ -122,11 +114,11 @@ class QPMapBranch(Branch):
 
     roles = ("reference",)
 
-    def __init__(self, name: str, info: ModelInfo | None, conversion: QPConversion, frame_options: FrameOptions, *,
-                 path: str, sink: MapSink | None = None, skip: int = 0, device: str = "cpu", threads: int = 0,
+    def __init__(self, name: str, engine: Engine | None, conversion: QPConversion, options: FrameOptions, *,
+                 path: str, sink: MapSink | None = None, device: str = "cpu", threads: int = 0,
                  progress: ProgressCallback | None = None, line_maps: bool = False):
-        self.skip, self.line_maps = skip, line_maps
-        self.name, self.info, self.conversion, self.frame_options = name, info, conversion, frame_options
+        check_map_options(options)
+        self.name, self.engine, self.conversion, self.options, self.line_maps = name, engine, conversion, options, line_maps
         self.path, self.sink, self.device, self.threads, self.progress = path, sink, device, threads, progress
         self.summary: MapSummary | None = None
         self.total: int | None = None
@@ -134,19 +126,18 @@ class QPMapBranch(Branch):
         self._take: Callable[[np.ndarray], None] | None = None
 
     def sampling(self) -> FrameSampling:
-        return FrameSampling(skip=self.skip, max_frames=self.frame_options.max_frames)
+        return self.options.sampling()
 
     def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
         fmt, self.total = formats["reference"], total
-        options = self.frame_options
-        self.source = self._stack.enter_context(ActivityQS() if self.info is None else ModelQS(
-            self.info, fmt, options.matrix, options.color_range, self.device, self.threads))
+        self.source = self._stack.enter_context(ActivityQS() if self.engine is None else ModelQS(
+            self.engine, self.options, fmt, self.device, self.threads))
         rows, cols = grid_shape(fmt.width, fmt.height, self.conversion.grid)
         self.summary = MapSummary({
             "version": vqa_rt.__version__,
             "model": self.source.describe(),
             "input": {"path": self.path, "width": fmt.width, "height": fmt.height, "pix_fmt": fmt.pix_fmt,
-                      **asdict(options)},
+                      **{key: getattr(self.options, key) for key in OPTIONS_RECORDED}},
             "conversion": {**asdict(self.conversion), "qp_range": list(self.conversion.qp_range)},
             "map": {"rows": rows, "cols": cols, "grid": self.conversion.grid},
         }, self.conversion)
@@ -219,13 +210,13 @@ def write_qp_maps(
     ``json`` format writes only that, to ``output``). Memory stays constant however
     long the video. Returns the summary.
     """
-    conversion = conversion if conversion is not None else QPConversion(grid=default_grid(fmt))
+    conversion = conversion if conversion is not None else conversion_for(fmt)
     check_format(fmt, output, conversion.grid)
-    info = check_method(engine, method)
+    model = check_method(engine, method)
     summary_paths = [p for p in (output if fmt == SUMMARY_ONLY else None, summary_path) if p]
     check_output_paths([output, *summary_paths])
     video = VideoInput(video) if isinstance(video, str) else video
-    branch = QPMapBranch("qpmap", info, conversion, frame_options, path=video.path,
+    branch = QPMapBranch("qpmap", model, conversion, frame_options, path=video.path,
                          sink=map_file_sink(fmt, output, conversion.base_qp), device=device, threads=threads,
                          progress=progress)
     result = _map_video(video, branch)
@@ -247,7 +238,7 @@ def qp_maps(
     progress: ProgressCallback | None = None,
 ) -> QPMaps:
     """Every frame's delta-QP and absolute QP maps as arrays, with the summary."""
-    info = check_method(engine, method)
+    model = check_method(engine, method)
     video = VideoInput(video) if isinstance(video, str) else video
     maps: list[np.ndarray] = []
 
@@ -255,7 +246,7 @@ def qp_maps(
     def collect(shape: tuple[int, int]):
         yield maps.append
 
-    result = _map_video(video, QPMapBranch("qpmap", info, conversion, frame_options, path=video.path, sink=collect,
+    result = _map_video(video, QPMapBranch("qpmap", model, conversion, frame_options, path=video.path, sink=collect,
                                            device=device, threads=threads, progress=progress))
     delta = np.stack(maps)
     return QPMaps(delta=delta, qp=conversion.absolute(delta), summary=result)

@@ -1,73 +1,46 @@
 """Scoring: selected frames (of a distorted video and its reference, or of one video for a
 no-reference engine) -> engine -> per-frame and pooled scores.
 
-:func:`score` is the one-branch case of the pipeline (``pipeline.py``): decoding and
-colour conversion run in threads of their own so they overlap with inference. Results are shaped like libvmaf's JSON (``frames[].frameNum``,
-``frames[].metrics``, ``pooled_metrics``) and, when output paths are given,
-written as atomic snapshots while scoring runs.
+:func:`score` is the one-branch case of the pipeline (:mod:`.fanout`): decoding and colour
+conversion run in threads of their own so they overlap with inference. Results are shaped like
+libvmaf's JSON (``frames[].frameNum``, ``frames[].metrics``, ``pooled_metrics``) and, when output
+paths are given, written as atomic snapshots while scoring runs.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from typing import Any, Callable
 
 import vqa_rt
 from vqa_rt.errors import InputError, VqaRtError
-from vqa_rt.runtime.engines.metadata import ModelInfo
-from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
-from vqa_rt.runtime.pipeline.pooling import pool
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.sampling import FrameSampling
-from vqa_rt.runtime.scorers.factory import check_engine, make_scorer, takes_reference
-from vqa_rt.runtime.scorers.base import FrameScorer
 from vqa_rt.runtime.frames.sources import VideoInput, open_inputs
 from vqa_rt.runtime.frames.video import VideoFormat
 from vqa_rt.runtime.outputs import SnapshotWriter, check_output_paths, render_csv, render_json
+from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
+from vqa_rt.runtime.pipeline.pooling import pool
+from vqa_rt.runtime.scorers.base import FrameScorer
+from vqa_rt.runtime.scorers.factory import make_scorer, scoring_engine
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
 
-@dataclass(frozen=True)
-class ScoreOptions:
-    """How frames are selected and converted before inference.
-
-    At most one of ``frame_stride``, ``sample_fps`` and ``sample_frames`` (see
-    :mod:`.sampling`); with none, the engine's default: every frame, or for NR models
-    1 frame per second.
-    """
-
-    matrix: str = "bt709"
-    color_range: str | None = None  # None: the Y4M tag if present, else limited
-    analysis_size: tuple[int, int] | None = None  # (width, height); None: native
-    frame_skip: int = 0
-    frame_stride: int | None = None
-    max_frames: int | None = None
-    batch_size: int = 1
-    sample_fps: float | None = None
-    sample_frames: int | None = None
-
-    def sampling(self) -> FrameSampling:
-        return FrameSampling(self.frame_skip, self.frame_stride, self.sample_fps, self.sample_frames, self.max_frames)
-
-    def with_default_sampling(self, info: ModelInfo | None) -> "ScoreOptions":
-        """These options, with the engine's default sampling if none is chosen (every frame unless
-        the model's metadata names another)."""
-        if any(value is not None for value in (self.frame_stride, self.sample_fps, self.sample_frames)):
-            return self
-        default = (info.preprocess.get("sampling") if info is not None else None) or {"frame_stride": 1}
-        return replace(self, **default)
-
-
-def check_reference(engine: str, info: ModelInfo | None, reference: VideoInput | None) -> None:
-    if takes_reference(info) and reference is None:
-        raise InputError(f"{engine}: scores a distorted video against its reference: give the reference (--reference)")
-    if not takes_reference(info) and reference is not None:
-        raise InputError(f"{engine}: is a no-reference ({info.kind}) model and takes no reference video "
+def check_reference(engine: Engine, reference: VideoInput | None) -> None:
+    """Whether a reference is given exactly when ``engine`` takes one."""
+    if engine.takes_reference and reference is None:
+        raise InputError(f"{engine.name}: scores a distorted video against its reference: give the reference "
+                         "(--reference)")
+    if not engine.takes_reference and reference is not None:
+        raise InputError(f"{engine.name}: is a no-reference ({engine.kind}) model and takes no reference video "
                          "(drop --reference)")
 
 
-def _result_skeleton(model: dict, ref: VideoInput | None, dist: VideoInput, fmt, options: ScoreOptions) -> dict:
+def _result_skeleton(model: dict, ref: VideoInput | None, dist: VideoInput, fmt: VideoFormat,
+                     options: FrameOptions) -> dict:
     return {
         "version": vqa_rt.__version__,
         "model": model,
@@ -95,11 +68,11 @@ class ScoreBranch(Branch):
     """A scoring engine in a pipeline: its results (libvmaf-shaped) kept in :attr:`result` and,
     when ``outputs`` are given, written there as atomic snapshots while it runs."""
 
-    def __init__(self, name: str, engine: str, info: ModelInfo | None, options: ScoreOptions, *,
-                 inputs: dict[str, VideoInput], outputs: list[tuple[str, Callable]] = (), device: str = "cpu",
-                 threads: int = 0, progress: ProgressCallback | None = None):
-        self.name, self.engine, self.info, self.options = name, engine, info, options
-        self.roles = ("reference", "distorted") if takes_reference(info) else ("distorted",)
+    def __init__(self, name: str, engine: Engine, options: FrameOptions, *, inputs: dict[str, VideoInput],
+                 outputs: list[tuple[str, Callable]] = (), device: str = "cpu", threads: int = 0,
+                 progress: ProgressCallback | None = None):
+        self.name, self.engine, self.options = name, engine, options
+        self.roles = ("reference", "distorted") if engine.takes_reference else ("distorted",)
         self.batch_size = options.batch_size
         self.inputs, self.device, self.threads, self.progress = inputs, device, threads, progress
         self.writer = SnapshotWriter(list(outputs))
@@ -113,7 +86,7 @@ class ScoreBranch(Branch):
 
     def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
         self.total = total
-        self.scorer = make_scorer(self.engine, self.info, self.options, tuple(formats[r] for r in self.roles),
+        self.scorer = make_scorer(self.engine, self.options, tuple(formats[r] for r in self.roles),
                                   device=self.device, threads=self.threads)
         self.scorer.__enter__()
         self.result = _result_skeleton(self.scorer.describe(), self.inputs.get("reference"),
@@ -132,7 +105,7 @@ class ScoreBranch(Branch):
     def finish(self) -> list[tuple[int, dict[str, float]]]:
         owed = self._owed(self.scorer.finish())
         if self.pending:
-            raise RuntimeError(f"{self.engine}: the scorer returned no metrics for {len(self.pending)} frames")
+            raise RuntimeError(f"{self.engine.name}: the scorer returned no metrics for {len(self.pending)} frames")
         return owed
 
     def record(self, index: int, output: dict[str, float]) -> None:
@@ -167,10 +140,10 @@ def score_outputs(output_json: str | None, output_csv: str | None) -> list[tuple
 
 
 def score(
-    engine: str,
+    engine: Engine | str,
     reference: VideoInput | str | None,
     distorted: VideoInput | str,
-    options: ScoreOptions = ScoreOptions(),
+    options: FrameOptions = FrameOptions(),
     *,
     output_json: str | None = None,
     output_csv: str | None = None,
@@ -179,8 +152,9 @@ def score(
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Score a distorted video against its reference with an engine: an FR model file
-    (``.onnx``) or a baseline (``psnr``, ``ssim``, ``ms-ssim``, ``vmaf``); or, with an NR
-    model file and ``reference`` None, score the distorted video alone.
+    (``.onnx`` or ``.plan``) or a baseline (``psnr``, ``ssim``, ``ms-ssim``, ``vmaf``); or, with an NR
+    model file and ``reference`` None, score the distorted video alone. ``engine`` is its name or
+    the :class:`~vqa_rt.runtime.engines.record.Engine` it resolved to.
 
     Returns the libvmaf-shaped result dict; ``model.metric`` names the per-frame
     metric that is the engine's score. Every input is validated before any output
@@ -189,11 +163,11 @@ def score(
     """
     reference = VideoInput(reference) if isinstance(reference, str) else reference
     distorted = VideoInput(distorted) if isinstance(distorted, str) else distorted
-    info = check_engine(engine)
-    check_reference(engine, info, reference)
-    options = options.with_default_sampling(info)
+    engine = scoring_engine(engine) if isinstance(engine, str) else engine
+    check_reference(engine, reference)
+    options = options.with_default_sampling(engine.default_sampling)
     inputs = {role: video for role, video in (("reference", reference), ("distorted", distorted)) if video}
-    branch = ScoreBranch("score", engine, info, options, inputs=inputs, device=device, threads=threads,
+    branch = ScoreBranch("score", engine, options, inputs=inputs, device=device, threads=threads,
                          outputs=score_outputs(output_json, output_csv), progress=progress)
     with open_inputs(inputs) as readers:
         run_pipeline(readers, [branch])

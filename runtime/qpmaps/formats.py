@@ -43,7 +43,7 @@ import numpy as np
 
 from vqa_rt.errors import InputError
 
-from vqa_rt.runtime.qpmaps.conversion import BLOCK
+from vqa_rt.runtime.qpmaps.conversion import BLOCK, QPConversion
 from vqa_rt.runtime.outputs import open_atomic
 
 FORMATS = ("npy", "csv", "x265", "kvazaar", "kvazaar-bin", "json")
@@ -54,6 +54,11 @@ SUMMARY_ONLY = "json"
 def default_grid(fmt: str) -> int:
     """The cell size a format is written at unless the user asks otherwise."""
     return KVAZAAR_CTU if fmt.startswith("kvazaar") else BLOCK
+
+
+def conversion_for(fmt: str, grid: int | None = None, **values) -> QPConversion:
+    """A :class:`QPConversion` for maps written in ``fmt``: at ``grid`` (None: the format's default grid)."""
+    return QPConversion(grid=default_grid(fmt) if grid is None else grid, **values)
 
 
 def check_format(fmt: str, path: str, grid: int) -> None:

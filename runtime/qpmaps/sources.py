@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from vqa_rt.errors import InputError, ModelError
-
-from vqa_rt.runtime.qpmaps.activity import activity_qs
-from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
-from vqa_rt.runtime.engines.runners import open_runner
-from vqa_rt.runtime.engines.metadata import ModelInfo
-from vqa_rt.runtime.qpmaps.conversion import grid_shape
+from vqa_rt.errors import ModelError
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.engines.session import ModelSession
+from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.video import Frame, VideoFormat
+from vqa_rt.runtime.qpmaps.activity import activity_qs
+from vqa_rt.runtime.qpmaps.conversion import grid_shape
 
 
 class QSSource(abc.ABC):
@@ -44,51 +43,29 @@ class QSSource(abc.ABC):
         pass
 
 
-class ModelQS(QSSource):
-    """An exported ``qpmap`` model on a runner: YUV -> RGB (as its metadata says) -> QS."""
+class ModelQS(ModelSession, QSSource):
+    """An exported ``qpmap`` model (a :class:`ModelSession` over the source video): YUV -> RGB as its
+    metadata says -> QS, one value per 16x16 block."""
 
-    def __init__(self, info: ModelInfo, fmt: VideoFormat, matrix: str = "bt709",
-                 color_range: str | None = None, device: str = "cpu", threads: int = 0):
-        if min(fmt.width, fmt.height) < info.min_size:
-            raise InputError(f"frames of {fmt.width}x{fmt.height} are below the model's minimum of "
-                             f"{info.min_size} pixels per side")
-        self.info, self.matrix = info, matrix
-        self.color_range = color_range or fmt.color_range or "limited"
+    def __init__(self, engine: Engine, options: FrameOptions, fmt: VideoFormat, device: str = "cpu", threads: int = 0):
+        super().__init__(engine, options, (fmt,), device, threads)
         self.grid = grid_shape(fmt.width, fmt.height)
-        self.mean = np.asarray(info.preprocess["mean"], np.float32)
-        self.std = np.asarray(info.preprocess["std"], np.float32)
-        self.runner = open_runner(info.path, device=device, threads=threads)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "method": "model",
-            "path": self.info.path,
-            "kind": self.info.kind,
-            "backend": self.runner.name,
-            "untrained": self.info.untrained,
-            "exported_by": self.info.metadata.get("version"),
-            "config": self.info.metadata.get("config"),
-        }
+        return {"method": "model", **super().describe()}
 
     def prepare(self, frame: Frame) -> np.ndarray:
-        return normalize(yuv_to_rgb(frame, self.matrix, self.color_range), self.mean, self.std)[None]
+        return self.to_input(frame)[None]
 
     def qs(self, prepared: np.ndarray) -> np.ndarray:
-        output = self.runner.infer({self.info.inputs[0]: prepared})[self.info.outputs[0]]
+        output = self.runner.infer({self.model.inputs[0]: prepared})[self.model.outputs[0]]
         if output.shape != (1, 1, *self.grid):
-            raise ModelError(f"{self.info.path}: output of shape {output.shape}, expected {(1, 1, *self.grid)} "
+            raise ModelError(f"{self.engine.path}: output of shape {output.shape}, expected {(1, 1, *self.grid)} "
                              "(one value per 16x16 block)")
         qs = output[0, 0]
         if not np.all(np.isfinite(qs) & (qs > 0)):
-            raise ModelError(f"{self.info.path}: QS map has values that are not finite and positive")
+            raise ModelError(f"{self.engine.path}: QS map has values that are not finite and positive")
         return qs
-
-    def __enter__(self) -> "ModelQS":
-        self.runner.activate()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.runner.deactivate()
 
 
 class ActivityQS(QSSource):

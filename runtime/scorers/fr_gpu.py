@@ -1,17 +1,17 @@
 """The FR scorer for TensorRT plans with pre-processing on the GPU.
 
-:class:`GpuEngineScorer` is what ``scorer_factory`` picks for an FR ``.plan``: the prefetch thread
+:class:`GpuFRScorer` is what the scorer factory picks for an FR ``.plan``: the prefetch thread
 only hands the decoded frames on, and each batch is one :meth:`TensorRTRunner.infer_device
 <vqa_rt.runtime.engines.backends.tensorrt.TensorRTRunner.infer_device>` call in which every source frame's
 YUV planes are uploaded once and converted by ``libvqa_kernels.so`` straight into the engine's input
-buffers. It scores exactly as :class:`~vqa_rt.runtime.scorers.base.EngineScorer` does with an ONNX file:
+buffers. It scores exactly as :class:`~vqa_rt.runtime.scorers.fr.FRScorer` does with an ONNX file:
 same colour matrix and range (options, then the video's tag, then limited), analysis size (the
 kernel's resize follows ``runtime/frames/color.py``), mean/std from the model's metadata, and each source
 frame is converted once: the last converted frame of each video is kept on the device and copied,
 device to device, into ``ref_prev``/``dist_prev`` when it is the next pair's previous frame.
 
 Without the kernel library (``make kernels``) it warns once and pre-processes on the CPU like
-:class:`EngineScorer`; ``describe()["preprocess"]`` says which (``"gpu"`` or ``"cpu"``). NR plans
+:class:`FRScorer`; ``describe()["preprocess"]`` says which (``"gpu"`` or ``"cpu"``). NR plans
 keep the CPU pre-processing of :class:`~vqa_rt.runtime.scorers.nr.NRScorer` (its resize, crop and
 padding to the vision tower's input have no kernel).
 """
@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from vqa_rt.errors import BackendUnavailableError, ModelError
-from vqa_rt.runtime.frames.selection import FramePair
 from vqa_rt.runtime.engines.native.gpu_preprocess import GpuYuvConverter
 from vqa_rt.runtime.engines.native.kernel_library import DTYPES, KernelLibrary
-from vqa_rt.runtime.engines.metadata import ModelInfo
-from vqa_rt.runtime.scorers.base import EngineScorer
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.frames.options import FrameOptions
+from vqa_rt.runtime.frames.selection import FramePair
 from vqa_rt.runtime.frames.video import Frame, VideoFormat
+from vqa_rt.runtime.scorers.fr import FRScorer
 
 
 @dataclass
@@ -40,19 +41,19 @@ class _Converted:
     nbytes: int
 
 
-class GpuEngineScorer(EngineScorer):
+class GpuFRScorer(FRScorer):
     """An exported FR model as a TensorRT plan, fed by GPU pre-processing (module docstring).
 
     ``kernels`` is the loaded kernel library (default: found by
     :func:`~vqa_rt.runtime.engines.native.libraries.find_kernels_library`).
     """
 
-    def __init__(self, info: ModelInfo, options, formats: tuple[VideoFormat, VideoFormat], device: str = "cpu",
-                 threads: int = 0, kernels: KernelLibrary | None = None):
-        super().__init__(info, options, formats, device, threads)  # opens the runner: TensorRT is checked first
-        if len(info.inputs) != 4:
-            raise ModelError(f"{info.path}: an FR model has 4 inputs (ref, dist, ref_prev, dist_prev), this one "
-                             f"has {len(info.inputs)}")
+    def __init__(self, engine: Engine, options: FrameOptions, formats: tuple[VideoFormat, VideoFormat],
+                 device: str = "cpu", threads: int = 0, kernels: KernelLibrary | None = None):
+        super().__init__(engine, options, formats, device, threads)  # opens the runner: TensorRT is checked first
+        if len(self.model.inputs) != 4:
+            raise ModelError(f"{engine.path}: an FR model has 4 inputs (ref, dist, ref_prev, dist_prev), this one "
+                             f"has {len(self.model.inputs)}")
         self.kernels = kernels
         if self.kernels is None:
             try:
@@ -85,23 +86,23 @@ class GpuEngineScorer(EngineScorer):
         height, width = prepared[0].ref.y.shape
         out_width, out_height = self.options.analysis_size or (width, height)
         shape = (len(prepared), 3, int(out_height), int(out_width))
-        values = self._device_runner.infer_device({name: shape for name in self.info.inputs},
+        values = self._device_runner.infer_device({name: shape for name in self.model.inputs},
                                                   lambda addresses: self._fill(prepared, addresses))
-        return [{name: float(values[name][row]) for name in self.info.outputs} for row in range(len(prepared))]
+        return [{name: float(values[name][row]) for name in self.model.outputs} for row in range(len(prepared))]
 
     # ------------------------------------------------------------------ on the runner's stream
 
     def _make_converter(self) -> GpuYuvConverter:
         runner = self._device_runner
         dtypes = {info.name: info.dtype for info in runner.input_metadata()}
-        names = set(self.info.inputs) - set(dtypes)
+        names = set(self.model.inputs) - set(dtypes)
         if names:
-            raise ModelError(f"{self.info.path}: the plan has no input(s) {', '.join(sorted(names))} named in its "
+            raise ModelError(f"{self.engine.path}: the plan has no input(s) {', '.join(sorted(names))} named in its "
                              "metadata")
-        kinds = {dtypes[name] for name in self.info.inputs}
+        kinds = {dtypes[name] for name in self.model.inputs}
         dtype = next(iter(kinds))
         if len(kinds) != 1 or dtype.name not in DTYPES:
-            raise ModelError(f"{self.info.path}: GPU pre-processing writes float32 or float16 inputs, all of one "
+            raise ModelError(f"{self.engine.path}: GPU pre-processing writes float32 or float16 inputs, all of one "
                              f"type; the plan's inputs are {', '.join(sorted(str(k) for k in kinds))}")
         return GpuYuvConverter(self.kernels, runner.cuda, matrix=self.options.matrix, mean=self.mean, std=self.std,
                                size=self.options.analysis_size, dtype=dtype)
@@ -110,7 +111,7 @@ class GpuEngineScorer(EngineScorer):
         """Write every input of the batch (called by ``infer_device`` with the runner's context current)."""
         if self._converter is None:
             self._converter = self._make_converter()
-        ref, dist, ref_prev, dist_prev = self.info.inputs
+        ref, dist, ref_prev, dist_prev = self.model.inputs
         height, width = prepared[0].ref.y.shape
         nbytes = self._converter.output_nbytes(width, height)
         for row, pair in enumerate(prepared):

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable
 
 from vqa_rt.errors import VqaRtError
 
-from vqa_rt.runtime.serve.server import DONE_MAGIC, FRAME_MAGIC, MESSAGE
+from vqa_rt.runtime.serve.protocol import DONE_MAGIC, FRAME_MAGIC, MESSAGE
 
 
 class ServeError(VqaRtError):

@@ -16,7 +16,6 @@ import os
 import socket
 import socketserver
 import stat
-import struct
 import threading
 import time
 from fractions import Fraction
@@ -26,18 +25,15 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from vqa_rt.errors import InputError, VqaRtError
-
-from vqa_rt.runtime.engines.runners import warm_runners
-from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, check_job, run_job
-from vqa_rt.runtime.qpmaps.conversion import QPConversion
-from vqa_rt.runtime.pipeline.score import ScoreOptions
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.engines.runners import open_runner, warm_runners
+from vqa_rt.runtime.frames.options import EngineSampling, FrameOptions
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.video import BIT_DEPTHS, PIX_FMTS, VideoFormat, VideoReader
+from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, check_job, run_job
+from vqa_rt.runtime.qpmaps.conversion import QPConversion
+from vqa_rt.runtime.serve.protocol import DONE_MAGIC, FRAME_MAGIC, HEADER_LIMIT, MESSAGE, PROTOCOL_VERSION
 
-PROTOCOL_VERSION = 1
-MESSAGE = struct.Struct("<4sI")  # magic, payload bytes
-FRAME_MAGIC, DONE_MAGIC = b"FRAM", b"DONE"
-HEADER_LIMIT = 65536  # bytes of the job header line
 MAX_SIDE = 8192
 ROLE_NAMES = {"reference": "source", "distorted": "distorted"}
 _FRAME_OPTIONS = {"frame_skip", "max_frames", "batch_size", "matrix", "range"}
@@ -99,7 +95,8 @@ def parse_job(header: dict[str, Any], available: JobEngines) -> Job:
         if key in header:
             sampling[engine][field] = header[key]
     try:
-        options = JobOptions(frames=ScoreOptions(**frame_options), fr=sampling["fr"], nr=sampling["nr"],
+        options = JobOptions(frames=FrameOptions(**frame_options), fr=EngineSampling(**sampling["fr"]),
+                             nr=EngineSampling(**sampling["nr"]),
                              conversion=QPConversion(**{k: header[k] for k in _MAP_OPTIONS if k in header}),
                              map_format="json")
     except (TypeError, ValueError) as exc:
@@ -253,14 +250,11 @@ class VqaServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return len(left)
 
 
-def preload(engines: JobEngines, device: str, threads: int) -> None:
-    """Open every engine once (inside :func:`warm_runners`) so the first job does not pay for it."""
-    from vqa_rt.runtime.engines.runners import open_runner
-    from vqa_rt.runtime.scorers.factory import BASELINES
-
-    for path in (engines.fr, engines.nr, engines.qpmap):
-        if path and path not in BASELINES:
-            open_runner(path, device=device, threads=threads)
+def preload(engines: list[Engine | None], device: str, threads: int) -> None:
+    """Open every model engine once (inside :func:`warm_runners`) so the first job does not pay for it."""
+    for engine in engines:
+        if engine is not None and engine.model is not None:
+            open_runner(engine, device=device, threads=threads)
 
 
 def check_socket_path(path: str) -> None:
@@ -286,10 +280,10 @@ def serve(path: str, engines: JobEngines, *, device: str = "cpu", threads: int =
     """Serve jobs on the Unix socket ``path`` until ``stop`` is set, then finish running jobs (up to
     ``drain_timeout`` s, then fail the rest) and remove the socket. ``ready()`` is called once listening."""
     inputs = {role: VideoInput("<check>") for role in engines.roles()}
-    check_job(engines, JobOptions(map_format="json"), inputs)
+    resolved = check_job(engines, JobOptions(map_format="json"), inputs)
     check_socket_path(path)
     with warm_runners():
-        preload(engines, device, threads)
+        preload(list(resolved.values()), device, threads)
         server = VqaServer(path, engines, device, threads, log)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="serve",
                                   daemon=True)

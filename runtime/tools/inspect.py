@@ -14,13 +14,15 @@ from typing import Any
 import onnx
 
 from vqa_rt.errors import ModelError
-from vqa_rt.runtime.engines.metadata import PLAN_SUFFIX, plan_sidecar_path, read_model_info, read_plan_sidecar
+from vqa_rt.runtime.engines.metadata import plan_sidecar_path
 from vqa_rt.runtime.engines.native.libraries import BUILTIN_DEFORM_PLUGIN, PLUGIN_LIBRARY, PLUGIN_OP, VQA_PLUGIN, PluginSpec
+from vqa_rt.runtime.engines.onnx_graph import count_deform_conv
+from vqa_rt.runtime.engines.record import Engine, resolve_engine
+from vqa_rt.runtime.frames.options import DEFAULT_RANGE, FrameOptions
 
 BUILTIN_PLUGIN_LIBRARY = "libnvinfer_plugin.so"  # TensorRT's own plugins (initLibNvInferPlugins)
 # ONNX element types whose TensorRT name (nvinfer1::DataType without the k) differs.
 _TRT_DTYPES = {"FLOAT16": "HALF", "BFLOAT16": "BF16", "FLOAT8E4M3FN": "FP8"}
-_SAMPLING = ("frame_stride", "sample_fps", "sample_frames")  # the ScoreOptions fields that pick frames
 
 
 def describe_engine(path: str) -> dict[str, Any]:
@@ -31,16 +33,13 @@ def describe_engine(path: str) -> dict[str, Any]:
     :class:`ModelError` for a missing or corrupt file, a model vqa-rt did not export, a plan
     without its sidecar.
     """
-    from vqa_rt.runtime.pipeline.score import ScoreOptions
-
-    info = read_model_info(path)  # checks the file (and a plan's sidecar) and the metadata
-    meta = info.metadata
-    defaults = ScoreOptions().with_default_sampling(info)
+    engine = resolve_engine(path)  # checks the file (and a plan's sidecar) and the metadata
+    info, meta = engine.model, engine.model.metadata
     preprocess = {key: value for key, value in info.preprocess.items() if key != "sampling"}
     # vqa-rt score's colour defaults (a Y4M input's range tag overrides "limited").
-    preprocess.update(matrix=defaults.matrix, range=defaults.color_range or "limited")
-    is_plan = path.endswith(PLAN_SUFFIX)
-    engine = _describe_plan(path, meta.get("dynamic_axes") or {}) if is_plan else _describe_onnx(path)
+    preprocess.update(matrix=FrameOptions().matrix, range=DEFAULT_RANGE)
+    is_plan = engine.format == "plan"
+    tensors = _describe_plan(engine) if is_plan else _describe_onnx(path)
     return {
         "path": path,
         "format": "tensorrt-plan" if is_plan else "onnx",
@@ -50,11 +49,11 @@ def describe_engine(path: str) -> dict[str, Any]:
         "weights_source": meta.get("weights_source"),
         "min_size": info.min_size,
         "preprocess": preprocess,
-        "sampling": {key: value for key, value in asdict(defaults).items() if key in _SAMPLING and value is not None},
+        "sampling": engine.default_sampling.as_dict(),
         "score_scale": info.score_scale,
         "quantization": meta.get("quantization"),
-        **engine,  # inputs, outputs, plugins, versions, plan
-        "versions": {"exported_by": meta.get("version"), **engine["versions"]},
+        **tensors,  # inputs, outputs, plugins, versions, plan
+        "versions": {"exported_by": meta.get("version"), **tensors["versions"]},
     }
 
 
@@ -63,8 +62,6 @@ def _dtype(name: str) -> str:
 
 
 def _describe_onnx(path: str) -> dict[str, Any]:
-    from vqa_rt.export.onnx_tools.trt_build import count_deform_conv
-
     model = onnx.load(path, load_external_data=False)
     weights = {t.name for t in model.graph.initializer}
 
@@ -88,8 +85,9 @@ def _describe_onnx(path: str) -> dict[str, Any]:
     }
 
 
-def _describe_plan(path: str, dynamic_axes: dict[str, dict[str, str]]) -> dict[str, Any]:
-    sidecar = read_plan_sidecar(path)
+def _describe_plan(engine: Engine) -> dict[str, Any]:
+    path, sidecar = engine.path, engine.sidecar
+    dynamic_axes = engine.model.metadata.get("dynamic_axes") or {}
     io = sidecar.get("io")
     if not isinstance(io, dict) or not {"inputs", "outputs"} <= set(io):
         raise ModelError(f"{plan_sidecar_path(path)}: the sidecar has no engine I/O table (\"io\"); rebuild the plan "

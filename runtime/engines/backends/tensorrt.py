@@ -149,18 +149,23 @@ class _Buffer:
 class TensorRTRunner(Runner):
     """Runs a TensorRT plan on GPU 0 (as ``CUDA_VISIBLE_DEVICES`` orders them), one CUDA stream per runner.
 
-    ``plugin`` names ``libvqa_trt_plugin.so`` (default: :func:`vqa_rt.runtime.engines.native.libraries.find_plugin`).
+    ``sidecar`` is the plan's sidecar as the engine record read it (None: read from ``PLAN.json`` if
+    present; a plan without one still runs, unchecked). ``plugin`` names ``libvqa_trt_plugin.so``
+    (default: :func:`vqa_rt.runtime.engines.native.libraries.find_plugin`).
     Input shapes are set on every call, so batch and frame size may change between calls within
-    the plan's optimisation profile. A plan without its sidecar (``PLAN.json``) still runs, unchecked.
+    the plan's optimisation profile.
     :meth:`infer` and :meth:`infer_device` hold a lock: one call at a time uses the buffers and stream.
     """
 
-    def __init__(self, path: str, plugin: str | None = None, verbose: bool = False):
+    def __init__(self, path: str, sidecar: dict[str, Any] | None = None, plugin: str | None = None,
+                 verbose: bool = False):
         super().__init__()
         if not os.path.isfile(path):
             raise ModelError(f"{path}: no such engine file")
         self.path = path
-        self.sidecar = read_plan_sidecar(path) if os.path.isfile(plan_sidecar_path(path)) else None
+        if sidecar is None and os.path.isfile(plan_sidecar_path(path)):
+            sidecar = read_plan_sidecar(path)
+        self.sidecar = sidecar
         self.trt = import_tensorrt()
         self.cuda = import_pycuda()
         self.trt_version = self.trt.__version__

@@ -9,6 +9,8 @@ import numpy as np
 
 from vqa_rt.runtime.scorers.baselines import metrics
 from vqa_rt.runtime.scorers.baselines.geometry import measured_geometry, resized
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.selection import FramePair
 from vqa_rt.runtime.scorers.base import FrameScorer
 from vqa_rt.runtime.frames.video import VideoFormat
@@ -59,12 +61,14 @@ LUMA_METRICS = {
 
 
 class LumaMetricScorer(FrameScorer):
-    """A :class:`LumaMetric` per frame pair: luma is resized (if asked) and converted in the
-    prefetch thread, measured in the caller's."""
+    """A :class:`LumaMetric` per frame pair, on the CPU whatever the device: luma is resized (if asked) and
+    converted in the prefetch thread, measured in the caller's."""
 
-    def __init__(self, engine: str, options, formats: tuple[VideoFormat, VideoFormat]):
-        self.engine, self.spec = engine, LUMA_METRICS[engine]
-        width, height, self.bit_depth = measured_geometry(engine, options.analysis_size, formats, self.spec.min_size)
+    def __init__(self, engine: Engine, options: FrameOptions, formats: tuple[VideoFormat, VideoFormat],
+                 device: str = "cpu", threads: int = 0):
+        self.engine, self.spec = engine.name, LUMA_METRICS[engine.name]
+        width, height, self.bit_depth = measured_geometry(self.engine, options.analysis_size, formats,
+                                                          self.spec.min_size)
         self.size = (width, height)
 
     def describe(self) -> dict[str, Any]:

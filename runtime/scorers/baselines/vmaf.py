@@ -21,6 +21,8 @@ import numpy as np
 from vqa_rt.errors import ExternalToolError
 from vqa_rt.runtime.scorers.baselines.geometry import measured_geometry, resized
 from vqa_rt.runtime.frames.ffmpeg import ENV_VAR, ffmpeg_with_filter
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.selection import FramePair
 from vqa_rt.runtime.scorers.base import FrameScorer
 from vqa_rt.runtime.frames.video import Frame, VideoFormat
@@ -37,9 +39,11 @@ def find_vmaf_ffmpeg() -> str:
 
 
 class VmafScorer(FrameScorer):
-    """libvmaf's ``vmaf`` (model ``vmaf_v0.6.1``) per frame, from one ffmpeg process per video pair."""
+    """libvmaf's ``vmaf`` (model ``vmaf_v0.6.1``) per frame, from one ffmpeg process per video pair; on the CPU
+    whatever the device, with ``threads`` libvmaf threads (0: one per core)."""
 
-    def __init__(self, options, formats: tuple[VideoFormat, VideoFormat], threads: int = 0):
+    def __init__(self, engine: Engine, options: FrameOptions, formats: tuple[VideoFormat, VideoFormat],
+                 device: str = "cpu", threads: int = 0):
         self.ffmpeg = find_vmaf_ffmpeg()
         width, height, self.bit_depth = measured_geometry("vmaf", options.analysis_size, formats, min_size=2)
         self.size, self.chroma_size = (width, height), (width // 2, height // 2)

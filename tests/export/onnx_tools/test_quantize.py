@@ -13,7 +13,8 @@ from vqa_rt.errors import InputError, ModelError
 from vqa_rt.export.onnx_tools.fidelity import compare_models
 from vqa_rt.export.onnx_tools.quantize import QDQ_OPSET, quantize_model, quantized_nodes
 from vqa_rt.runtime.engines.backends.unsigned_qdq import unsigned_activations
-from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+from vqa_rt.runtime.frames.options import ScoreOptions
+from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import make_test_clip
 

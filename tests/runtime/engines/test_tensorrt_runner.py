@@ -18,8 +18,8 @@ import pytest
 from vqa_rt.errors import BackendUnavailableError, InputError, ModelError
 from vqa_rt.runtime.engines.backends.tensorrt import plan_mismatches, release
 from vqa_rt.runtime.engines.runners import open_runner
-from vqa_rt.runtime.engines.metadata import (PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata, plan_sidecar_path,
-                                       read_model_info)
+from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata, plan_sidecar_path
+from vqa_rt.runtime.engines.record import resolve_engine
 
 TENSORRT_IMPORTABLE = importlib.util.find_spec("tensorrt") is not None
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}  # max |trt - ort| / max |ort| per output
@@ -52,9 +52,10 @@ def plan_files(fr_export, tmp_path):
 def test_model_info_of_a_plan_comes_from_its_sidecar(plan_files, fr_export):
     plan = plan_files()
     assert plan_sidecar_path(plan) == plan + ".json"
-    info, onnx_info = read_model_info(plan, expected_kind="fr"), read_model_info(fr_export.path)
+    engine, onnx_engine = resolve_engine(plan, ("fr",)), resolve_engine(fr_export.path)
+    info, onnx_info = engine.model, onnx_engine.model
     assert (info.kind, info.inputs, info.outputs, info.min_size) == ("fr", onnx_info.inputs, onnx_info.outputs, 64)
-    assert info.preprocess == onnx_info.preprocess and info.untrained and info.path == plan
+    assert info.preprocess == onnx_info.preprocess and info.untrained and engine.path == plan
 
 
 @pytest.mark.parametrize("change, message", [
@@ -75,12 +76,12 @@ def test_bad_sidecars_are_model_errors(plan_files, change, message):
     else:
         plan_files(format_version=99)
     with pytest.raises(ModelError, match=message):
-        read_model_info(plan)
+        resolve_engine(plan)
 
 
 def test_missing_plan_is_reported_as_such(tmp_path):
     with pytest.raises(ModelError, match="no such engine file"):
-        read_model_info(str(tmp_path / "none.plan"))
+        resolve_engine(str(tmp_path / "none.plan"))
 
 
 def test_release_and_plan_mismatches():
@@ -98,29 +99,30 @@ def test_release_and_plan_mismatches():
 @pytest.mark.skipif(TENSORRT_IMPORTABLE, reason="TensorRT is importable here")
 def test_plan_runner_without_tensorrt_is_a_clear_error(plan_files):
     with pytest.raises(BackendUnavailableError, match="TensorRT is not available"):
-        open_runner(plan_files())
+        open_runner(resolve_engine(plan_files()))
 
 
 def test_fr_plans_get_the_gpu_preprocessing_scorer(plan_files, fr_export):
-    from vqa_rt.runtime.scorers.fr_gpu import GpuEngineScorer
-    from vqa_rt.runtime.scorers.factory import model_scorer_class
-    from vqa_rt.runtime.scorers.base import EngineScorer
+    from vqa_rt.runtime.scorers.factory import scorer_class
+    from vqa_rt.runtime.scorers.fr import FRScorer
+    from vqa_rt.runtime.scorers.fr_gpu import GpuFRScorer
 
-    assert model_scorer_class(read_model_info(plan_files(), expected_kind="fr")) is GpuEngineScorer
-    assert model_scorer_class(read_model_info(fr_export.path)) is EngineScorer
-    assert issubclass(GpuEngineScorer, EngineScorer) and GpuEngineScorer.takes_reference
+    plan = resolve_engine(plan_files(), ("fr",))
+    assert scorer_class(plan) is GpuFRScorer
+    assert scorer_class(resolve_engine(fr_export.path)) is FRScorer
+    assert issubclass(GpuFRScorer, FRScorer) and plan.takes_reference
 
 
 @pytest.mark.skipif(TENSORRT_IMPORTABLE, reason="TensorRT is importable here")
 def test_gpu_scorer_without_tensorrt_is_a_clear_error(plan_files, clip):
     from vqa_rt.runtime.scorers.factory import make_scorer
-    from vqa_rt.runtime.pipeline.score import ScoreOptions
+    from vqa_rt.runtime.frames.options import ScoreOptions
     from vqa_rt.runtime.frames.video import VideoFormat
 
     plan = plan_files()
     fmt = VideoFormat(clip.width, clip.height, 8, None, None, "yuv420p")
     with pytest.raises(BackendUnavailableError, match="TensorRT is not available"):
-        make_scorer(plan, read_model_info(plan), ScoreOptions(), (fmt, fmt))
+        make_scorer(resolve_engine(plan), ScoreOptions(), (fmt, fmt))
 
 
 # ---------------------------------------------------------------- on a GPU
@@ -269,7 +271,8 @@ def _require_kernel_library():
 ], ids=["8bit", "8bit-batch2-enlarge", "10bit-stride2-bt601-full", "10bit-batch2-stride2-shrink"])
 def test_score_with_gpu_preprocessing_matches_the_onnx_file_on_the_cpu(plans, fr_export, tmp_path, bit_depth,
                                                                         options):
-    from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+    from vqa_rt.runtime.frames.options import ScoreOptions
+    from vqa_rt.runtime.pipeline.score import score
     from vqa_rt.runtime.frames.sources import VideoInput
     from vqa_rt.runtime.frames.synthetic import make_test_clip
 

@@ -1,20 +1,18 @@
-"""Frame pairing (selection, previous frames, mismatches) and background prefetch."""
+"""Frame pairing (selection, previous frames, mismatches), as a two-video branch of the pipeline is handed
+its (reference, distorted) pairs."""
 
 from __future__ import annotations
 
 import io
 import sys
-import threading
-import time
 import types
-from contextlib import closing
 
 import pytest
 
 from vqa_rt.errors import InputError
-from vqa_rt.runtime.frames.selection import paired_frames, prefetch
 from vqa_rt.runtime.frames.sampling import FrameSampling
 from vqa_rt.runtime.frames.sources import open_video
+from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
 
 W, H = 8, 4
 
@@ -29,6 +27,42 @@ def open_pair(tmp_path, ref_frames, dist_frames, dist_size=(W, H)):
     (tmp_path / "dist.yuv").write_bytes(clip_bytes(dist_frames, 100, *dist_size))
     return (open_video(str(tmp_path / "ref.yuv"), W, H),
             open_video(str(tmp_path / "dist.yuv"), *dist_size))
+
+
+class Pairs(Branch):
+    """A branch that takes (reference, distorted) pairs and keeps them, as an FR engine is handed them."""
+
+    name, roles = "pairs", ("reference", "distorted")
+
+    def __init__(self, sampling: FrameSampling):
+        self._sampling, self.pairs = sampling, []
+
+    def sampling(self):
+        return self._sampling
+
+    def start(self, formats, total):
+        pass
+
+    def prepare(self, item):
+        return item
+
+    def infer(self, indices, prepared):
+        return list(zip(indices, prepared))
+
+    def record(self, index, output):
+        self.pairs.append(output)
+
+    def close(self, error):
+        pass
+
+
+def paired_frames(ref, dist, sampling=FrameSampling(), kept=None):
+    """The pairs the pipeline hands a two-video branch; ``kept`` (a list) gets them even when the run fails."""
+    branch = Pairs(sampling)
+    if kept is not None:
+        branch.pairs = kept
+    run_pipeline({"reference": ref, "distorted": dist}, [branch])
+    return branch.pairs
 
 
 def summary(pairs):
@@ -52,7 +86,7 @@ def test_selection_and_previous_frames(tmp_path, skip, stride, max_frames, indic
 
 
 def test_first_pair_of_stream_uses_itself_as_previous(tmp_path):
-    first = next(paired_frames(*open_pair(tmp_path, 3, 3)))
+    first = paired_frames(*open_pair(tmp_path, 3, 3))[0]
     assert first.ref_prev is first.ref and first.dist_prev is first.dist
 
 
@@ -101,11 +135,11 @@ def test_stream_ending_early(tmp_path, monkeypatch):
         buffer=io.BufferedReader(io.BytesIO(clip_bytes(4, 100)))))
     (tmp_path / "ref.yuv").write_bytes(clip_bytes(6))
     ref, dist = open_video(str(tmp_path / "ref.yuv"), W, H), open_video("-", W, H)
-    pairs = paired_frames(ref, dist)  # counts unknown: checked while reading
-    assert [next(pairs).index for _ in range(4)] == [0, 1, 2, 3]
+    pairs = []  # counts unknown: checked while reading
     with pytest.raises(InputError, match="distorted <stdin> ended at frame 4 while the "
                                          "reference video continues"):
-        next(pairs)
+        paired_frames(ref, dist, kept=pairs)
+    assert [pair.index for pair in pairs] == [0, 1, 2, 3]
 
 
 def test_stream_of_unknown_length_stops_at_max_frames(tmp_path, monkeypatch):
@@ -115,68 +149,3 @@ def test_stream_of_unknown_length_stops_at_max_frames(tmp_path, monkeypatch):
     pairs = paired_frames(open_video(str(tmp_path / "ref.yuv"), W, H), open_video("-", W, H),
                           FrameSampling(max_frames=3))
     assert [p.index for p in pairs] == [0, 1, 2]
-
-
-# prefetch ---------------------------------------------------------------------------
-
-def test_prefetch_yields_everything_in_order():
-    assert list(prefetch(range(100), depth=3)) == list(range(100))
-    assert list(prefetch([])) == []
-
-
-def test_prefetch_reraises_producer_error():
-    def source():
-        yield 1
-        yield 2
-        raise InputError("frame 2 is truncated")
-
-    got = []
-    with pytest.raises(InputError, match="frame 2 is truncated"):
-        for item in prefetch(source()):
-            got.append(item)
-    assert got == [1, 2]
-
-
-def test_prefetch_runs_ahead_in_the_background():
-    produced = []
-
-    def source():
-        for i in range(20):
-            produced.append(i)
-            yield i
-
-    items = prefetch(source(), depth=4)
-    assert next(items) == 0
-    deadline = time.monotonic() + 5
-    while len(produced) < 6 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)
-    # One item consumed, four queued, one held by the producer waiting for room.
-    assert len(produced) == 6
-    items.close()
-
-
-@pytest.mark.parametrize("stop", ["close", "raise"])
-def test_prefetch_stops_producer_when_consumer_stops(stop):
-    state = {"produced": 0, "closed": False}
-
-    def endless():
-        try:
-            while True:
-                state["produced"] += 1
-                yield state["produced"]
-        finally:
-            state["closed"] = True
-
-    threads = threading.active_count()
-    with closing(prefetch(endless(), depth=2)) as items:
-        if stop == "close":
-            assert [next(items) for _ in range(3)] == [1, 2, 3]
-        else:
-            with pytest.raises(ZeroDivisionError):
-                for item in items:
-                    if item == 3:
-                        1 / 0
-    # close() joined the producer, which closed its source.
-    assert state["closed"] and state["produced"] <= 3 + 2 + 1
-    assert threading.active_count() == threads

@@ -14,7 +14,8 @@ import pytest
 from vqa_rt.errors import InputError, VqaRtError
 from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, run_job
 from vqa_rt.runtime.pipeline.qpmap import qp_maps
-from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+from vqa_rt.runtime.frames.options import EngineSampling, ScoreOptions
+from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.frames.sources import VideoInput
 
 FPS = 2  # NR's default 1 frame per second takes frames 0, 2, 4 of the 6-frame clip
@@ -57,7 +58,7 @@ def test_one_pass_equals_three_separate_runs(tmp_path, clip, inputs, fr_export, 
 
 
 def test_engine_sampling_and_frame_cap(clip, inputs, fr_export):
-    options = JobOptions(frames=ScoreOptions(frame_skip=1, max_frames=4), fr={"frame_stride": 2})
+    options = JobOptions(frames=ScoreOptions(frame_skip=1, max_frames=4), fr=EngineSampling(frame_stride=2))
     result = run_job(JobEngines(fr=fr_export.path, qp_method="activity"), inputs, options)
     assert [f["frameNum"] for f in result["results"]["fr"]["frames"]] == [1, 3]
     assert [f["frameNum"] for f in result["results"]["qpmap"]["frames"]] == [1, 2, 3, 4]

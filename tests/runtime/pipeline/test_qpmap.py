@@ -14,7 +14,8 @@ import vqa_rt
 from vqa_rt.errors import InputError, ModelError
 from vqa_rt.runtime.frames.color import yuv_to_rgb
 from vqa_rt.runtime.qpmaps.conversion import QPConversion
-from vqa_rt.runtime.pipeline.qpmap import FrameOptions, qp_maps, write_qp_maps
+from vqa_rt.runtime.frames.options import FrameOptions
+from vqa_rt.runtime.pipeline.qpmap import qp_maps, write_qp_maps
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.frames.sources import open_video

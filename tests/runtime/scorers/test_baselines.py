@@ -13,7 +13,8 @@ import pytest
 from vqa_rt.errors import BackendUnavailableError, InputError, ModelError
 from vqa_rt.runtime.scorers.baselines import metrics
 from vqa_rt.runtime.frames.ffmpeg import ENV_VAR
-from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+from vqa_rt.runtime.frames.options import ScoreOptions
+from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.sources import open_video
 

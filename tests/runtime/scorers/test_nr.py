@@ -7,7 +7,8 @@ import torch
 from vqa_rt.errors import InputError
 from vqa_rt.runtime.pipeline.batch import run_batch
 from vqa_rt.runtime.scorers.nr_preprocess import NRPreprocessor
-from vqa_rt.runtime.pipeline.score import ScoreOptions, score
+from vqa_rt.runtime.frames.options import ScoreOptions
+from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.frames.sources import open_video

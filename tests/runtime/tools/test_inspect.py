@@ -14,7 +14,8 @@ import vqa_rt
 from vqa_rt.errors import ModelError
 from vqa_rt.export.onnx_tools.trt_build import ShapeRange, derive_profile, graph_input_shapes, prepare_graph
 from vqa_rt.runtime.tools.inspect import describe_engine, format_description
-from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata, read_model_info
+from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata
+from vqa_rt.runtime.engines.record import resolve_engine
 
 BUILT_PLUGIN = "/opt/vqa-rt/build/kernels/lib/libvqa_trt_plugin.so"  # where the (pretend) build found the plugin
 
@@ -79,7 +80,7 @@ def plan_sidecar(onnx_path: str) -> dict:
     profile); what TensorRT and the GPU report ("io", "tensorrt", "gpu") is written by hand the way
     ``build_engine`` records it (-1 for a dynamic dimension, as TensorRT reports it)."""
     model = onnx.load(onnx_path)
-    info = read_model_info(onnx_path)
+    info = resolve_engine(onnx_path).model
     prepared = prepare_graph(model, "fp32")
     profile = derive_profile(graph_input_shapes(prepared.model), info.metadata["dynamic_axes"], ShapeRange(),
                              info.min_size)

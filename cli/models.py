@@ -1,0 +1,86 @@
+"""``vqa-rt init`` (a seeded untrained checkpoint) and ``vqa-rt export`` (a checkpoint to ONNX).
+
+torch loads when these commands run, never at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vqa_rt.errors import ModelError
+
+
+class ModelKind(str, Enum):
+    fr = "fr"
+    nr = "nr"
+    qpmap = "qpmap"
+
+
+CONFIG_HELP = "Config preset (nr: tiny, small) or a JSON file of architecture hyper-parameters."
+
+
+def _load_config(spec, config: Optional[str]):
+    """A named preset of the model kind, or the config in a JSON file."""
+    if config is None:
+        return None
+    if config in spec.presets or not (config.endswith(".json") or os.path.exists(config)):
+        return spec.config_from_preset(config)
+    try:
+        values = json.loads(Path(config).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{config}: cannot read the config JSON ({exc})") from None
+    return spec.config_from_dict(values)
+
+
+def _load_model(kind: ModelKind, checkpoint: Optional[Path], random_init: Optional[int], config: Optional[str]):
+    from vqa_rt.export.models.checkpoint import load_checkpoint, random_init as seeded_model
+    from vqa_rt.export.models.spec import get_spec
+
+    if (checkpoint is None) == (random_init is None):
+        raise typer.BadParameter("give exactly one of --checkpoint and --random-init")
+    spec = get_spec(kind.value)
+    model_config = _load_config(spec, config)
+    if checkpoint is not None:
+        return spec, load_checkpoint(spec, str(checkpoint), model_config)
+    return spec, seeded_model(spec, random_init, model_config)
+
+
+def init(
+    kind: ModelKind = typer.Argument(..., help="Model kind."),
+    seed: int = typer.Option(0, help="Random seed of the weights."),
+    output: Path = typer.Option(..., "--output", "-o", help="Checkpoint file to write (.pt)."),
+    config: Optional[str] = typer.Option(None, help=CONFIG_HELP),
+):
+    """Write a checkpoint with seeded random (UNTRAINED) weights, for demos and tests."""
+    from vqa_rt.export.models.checkpoint import save_checkpoint
+
+    _, loaded = _load_model(kind, None, seed, config)
+    save_checkpoint(loaded, str(output), kind.value)
+    typer.echo(f"wrote {output} ({loaded.source}; untrained)")
+
+
+def export(
+    kind: ModelKind = typer.Argument(..., help="Model kind."),
+    output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, help="PyTorch state_dict file to load (strict); for nr, a Hugging Face LLaVA checkpoint directory."),
+    random_init: Optional[int] = typer.Option(None, help="Seed for UNTRAINED random weights instead of a checkpoint."),
+    config: Optional[str] = typer.Option(
+        None, help=CONFIG_HELP + " With an nr checkpoint directory only its prompt, levels, weights and score range apply."),
+    opset: int = typer.Option(22, help="ONNX opset (DeformConv needs 19 or later)."),
+    validate: bool = typer.Option(True, help="Validate the ONNX file against PyTorch after export."),
+):
+    """Export a model to ONNX with dynamic batch/height/width and embedded metadata, then validate it."""
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+
+    spec, loaded = _load_model(kind, checkpoint, random_init, config)
+    report = export_onnx(spec, loaded, str(output), opset=opset, validate=validate)
+    typer.echo(f"wrote {output} ({spec.kind}, weights: {loaded.source}{', UNTRAINED' if loaded.untrained else ''})")
+    if report is not None:
+        typer.echo(f"validated against PyTorch: {report.summary()}")

@@ -1,0 +1,96 @@
+"""``vqa-rt score`` (a distorted video against its reference, or alone for an NR model) and ``vqa-rt make-clip``
+(a synthetic test pair)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vqa_rt.cli.options import (AnalysisSize, BatchSize, ColorRange, Device, Fps, FrameSkip, FrameStride, Height,
+                                Matrix, MaxFrames, PixFmt, SampleFps, SampleFrames, Threads, Width, parse_size)
+from vqa_rt.cli.terminal import UNTRAINED_WARNING, frame_progress
+
+
+def score(
+    engine: str = typer.Option(
+        ..., help="FR or NR engine (.onnx from 'vqa-rt export fr|nr', .plan from 'vqa-rt build-engine') or a "
+                  "baseline metric: psnr, ssim, ms-ssim, vmaf."),
+    reference: Optional[str] = typer.Option(
+        None, "--reference", "-r", help="Reference video: raw YUV, Y4M, a container, or - for stdin (not for NR "
+                                        "engines)."),
+    distorted: str = typer.Option(..., "--distorted", "-d",
+                                  help="Distorted video: raw YUV, Y4M, a container, or - for stdin."),
+    width: Width = None,
+    height: Height = None,
+    pix_fmt: PixFmt = None,
+    fps: Fps = None,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON results (libvmaf-shaped)."),
+    csv: Optional[Path] = typer.Option(None, help="CSV of per-frame scores."),
+    matrix: Matrix = "bt709",
+    color_range: ColorRange = None,
+    analysis_size: AnalysisSize = None,
+    frame_skip: FrameSkip = 0,
+    frame_stride: FrameStride = None,
+    sample_fps: SampleFps = None,
+    sample_frames: SampleFrames = None,
+    max_frames: MaxFrames = None,
+    batch_size: BatchSize = 1,
+    device: Device = "cpu",
+    threads: Threads = 0,
+):
+    """Score a distorted video against its reference (FR model or baseline), or alone (NR model): per-frame and
+    pooled scores."""
+    from vqa_rt.runtime.frames.options import FrameOptions
+    from vqa_rt.runtime.frames.sources import VideoInput
+    from vqa_rt.runtime.pipeline.score import score as run_score
+
+    options = FrameOptions(matrix=matrix, color_range=color_range, analysis_size=parse_size(analysis_size),
+                           frame_skip=frame_skip, frame_stride=frame_stride, max_frames=max_frames,
+                           batch_size=batch_size, sample_fps=sample_fps, sample_frames=sample_frames)
+    with frame_progress("scored") as progress:
+        result = run_score(
+            engine,
+            None if reference is None else VideoInput(reference, width, height, pix_fmt, fps),
+            VideoInput(distorted, width, height, pix_fmt, fps),
+            options,
+            output_json=str(output) if output else None,
+            output_csv=str(csv) if csv else None,
+            device=device,
+            threads=threads,
+            progress=progress,
+        )
+    model = result["model"]
+    if model["untrained"]:
+        typer.echo(UNTRAINED_WARNING, err=True)
+    values = result["pooled_metrics"][model["metric"]]
+    pooled = {name: "n/a" if value is None else f"{value:.4f}" for name, value in values.items()}
+    scale = model["score_scale"]
+    typer.echo(
+        f"{len(result['frames'])} frames, {model['label']} ({scale['name']} {scale['min']:g}..{scale['max']:g}): "
+        f"mean {pooled['mean']}, harmonic mean {pooled['harmonic_mean']}, "
+        f"min {pooled['min']}, p5 {pooled['p5']}, max {pooled['max']}"
+        + (" [untrained]" if model["untrained"] else "")
+    )
+    if output is None and csv is None:
+        typer.echo("(no --output/--csv given: per-frame scores not saved)", err=True)
+
+
+def make_clip(
+    reference: Path = typer.Option(..., "--reference", "-r", help="Reference raw YUV file to write."),
+    distorted: Path = typer.Option(..., "--distorted", "-d", help="Distorted raw YUV file to write."),
+    width: int = typer.Option(320, "--width", "-w"),
+    height: int = typer.Option(240, "--height", "-h"),
+    frames: int = typer.Option(24, help="Number of frames."),
+    ten_bit: bool = typer.Option(False, "--10bit", help="Write yuv420p10le instead of yuv420p."),
+    quality: int = typer.Option(30, help="JPEG quality of the distortion (1..100; lower is worse)."),
+    seed: int = typer.Option(0),
+):
+    """Make a synthetic test clip: a moving textured scene and a JPEG-degraded copy (raw YUV)."""
+    from vqa_rt.runtime.frames.synthetic import make_test_clip
+
+    fmt = make_test_clip(
+        str(reference), str(distorted), width, height, frames, seed=seed, bit_depth=10 if ten_bit else 8, quality=quality
+    )
+    typer.echo(f"wrote {reference} and {distorted}: {frames} frames {width}x{height} {fmt.pix_fmt}")
