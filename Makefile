@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test bench kernels gpu-check clean
+.PHONY: demo test lint bench kernels gpu-check clean
 
 $(VENV)/.installed-%: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt
 comma := ,
 
 ## demo: install, build an untrained FR checkpoint, export it to ONNX, make a clip and score it
-demo: $(VENV)/.installed-export
+demo: $(VENV)/.installed-cpu+export
 	mkdir -p $(DEMO)
 	$(BIN)/vqa-rt init fr --seed 0 --output $(DEMO)/fr_untrained.pt
 	$(BIN)/vqa-rt export fr --checkpoint $(DEMO)/fr_untrained.pt --output $(DEMO)/fr.onnx
@@ -24,12 +24,24 @@ demo: $(VENV)/.installed-export
 		--width 320 --height 240 --output $(DEMO)/scores.json --csv $(DEMO)/scores.csv
 	@echo "per-frame results: $(DEMO)/scores.json, $(DEMO)/scores.csv"
 
-## test: install test dependencies and run the whole suite
-test: $(VENV)/.installed-export+test+eval+nr
+DEV := cpu+export+test+eval+nr+lint
+
+## test: install test dependencies, lint, and run the whole suite
+test: lint
 	$(BIN)/python -m pytest
 
+## lint: ruff, then the import contracts of pyproject.toml checked on the package as pip installs it
+# (an editable install maps vqa_rt.runtime to runtime/ in a way import-linter cannot see; a real install
+# into build/lint is the tree users get, so the contracts see every module that ships)
+LINT_TREE := build/lint
+lint: $(VENV)/.installed-$(DEV)
+	$(BIN)/ruff check .
+	rm -rf $(LINT_TREE) build/lib build/bdist.*
+	$(PIP_INSTALL) --no-deps --no-build-isolation --target $(LINT_TREE) .
+	cd $(LINT_TREE) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
+
 ## bench: FR throughput and baseline metric throughput benchmarks (write benchmarks/results/)
-bench: $(VENV)/.installed-export+test+eval
+bench: $(VENV)/.installed-cpu+export+test+eval
 	$(BIN)/python benchmarks/fr_throughput.py
 	$(BIN)/python benchmarks/baselines_speed.py
 

@@ -24,13 +24,13 @@ import tempfile
 import time
 
 import cv2
-
 from common import load_average, machine_info, machine_line, main, table
+
+from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.synthetic import make_test_clip
+from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.scorers.baselines.luma import LUMA_METRICS
 from vqa_rt.runtime.scorers.baselines.vmaf import MODEL, find_vmaf_ffmpeg
-from vqa_rt.runtime.frames.sources import VideoInput
-from vqa_rt.runtime.pipeline.score import score
-from vqa_rt.runtime.frames.synthetic import make_test_clip
 
 WIDTH, HEIGHT = 1920, 1080
 ENGINES = ("psnr", "ssim", "ms-ssim", "vmaf")

@@ -197,8 +197,8 @@ def run_model_benchmark(plan: Plan, kind: str, label: str, inputs: Callable[[int
     import torch
 
     from vqa_rt.export.models.checkpoint import random_init
-    from vqa_rt.export.to_onnx.onnx_export import export_onnx
     from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
 
     machine = machine_info(torch=torch.__version__, onnxruntime=ort.__version__)
     threads = os.cpu_count() or 1

@@ -26,19 +26,28 @@ import sys
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 import common
-from common import (SEED, SETTLE_S, main, model_markdown, row_at, run_model_benchmark, table, targets_markdown,
-                    timed, timed_progress)
-from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
+import numpy as np
+from common import (
+    SEED,
+    SETTLE_S,
+    main,
+    model_markdown,
+    row_at,
+    run_model_benchmark,
+    table,
+    targets_markdown,
+    timed,
+    timed_progress,
+)
+
 from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.engines.runners import open_runner
+from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
 from vqa_rt.runtime.frames.options import ScoreOptions
-from vqa_rt.runtime.pipeline.score import score
-from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.sources import VideoInput, open_video
 from vqa_rt.runtime.frames.synthetic import make_test_clip
-from vqa_rt.runtime.frames.sources import open_video
+from vqa_rt.runtime.pipeline.score import score
 
 TARGET_SIZE = (1920, 1080)
 TARGET_ORT_SPEEDUP = 2.0  # ORT >= 2x PyTorch eager at 1080p

@@ -313,8 +313,8 @@ def yuv_frame(width: int, height: int, bit_depth: int, seed: int):
 
 
 def bench_yuv(torch, kernels, plan: Plan, bandwidth_gb_s: float) -> list[dict]:
-    from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
     from vqa_rt.runtime.engines.native.kernel_library import yuv_to_rgb_params
+    from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
 
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     rows = []
@@ -351,7 +351,7 @@ def bench_yuv(torch, kernels, plan: Plan, bandwidth_gb_s: float) -> list[dict]:
                      "correct": bool(error <= tolerance), **times, "gb_per_s": gb_per_s,
                      "fraction_of_copy_bandwidth": gb_per_s / bandwidth_gb_s,
                      "frames_per_s": 1000 / times["median_ms"]})
-        del planes, outs
+        planes = outs = None  # free this case's device buffers before the next case allocates
     return rows
 
 

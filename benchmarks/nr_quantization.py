@@ -70,9 +70,9 @@ def run(plan: Plan) -> dict:
     import torch
 
     from vqa_rt.export.models.checkpoint import random_init
-    from vqa_rt.export.to_onnx.onnx_export import export_onnx
-    from vqa_rt.export.onnx_tools.quantize import quantize_model
     from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.onnx_tools.quantize import quantize_model
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
 
     machine = machine_info(torch=torch.__version__, onnxruntime=ort.__version__)
     start = time.perf_counter()

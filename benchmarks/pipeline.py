@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from common import SEED, load_average, machine_info, machine_line, main, table
 
-from vqa_rt.runtime.pipeline.job import JobEngines, run_job
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import make_test_clip
+from vqa_rt.runtime.pipeline.job import JobEngines, run_job
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ FPS = 24
 
 def export_models(folder: str, nr_preset: str) -> dict[str, str]:
     from vqa_rt.export.models.checkpoint import random_init
-    from vqa_rt.export.to_onnx.onnx_export import export_onnx
     from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
 
     paths = {}
     for kind, preset in (("fr", None), ("qpmap", None), ("nr", nr_preset)):

@@ -23,12 +23,21 @@ import os
 import statistics
 
 import numpy as np
+from common import (
+    SEED,
+    Plan,
+    main,
+    model_markdown,
+    row_at,
+    run_model_benchmark,
+    table,
+    targets_markdown,
+    timed_progress,
+)
 
-from common import (SEED, Plan, main, model_markdown, row_at, run_model_benchmark, table, targets_markdown,
-                    timed_progress)
-from vqa_rt.runtime.pipeline.qpmap import qp_maps
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import make_test_clip
+from vqa_rt.runtime.pipeline.qpmap import qp_maps
 
 TARGET_SIZE = (768, 512)
 TARGET_MS = 100.0  # per 768x512 frame on 2 CPU cores

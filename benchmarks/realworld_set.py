@@ -32,9 +32,9 @@ import sys
 
 import cv2
 import numpy as np
+from common import RESULTS_DIR, write_results
 from skimage import data as samples
 
-from common import RESULTS_DIR, write_results
 from vqa_rt.runtime.frames.ffmpeg import find_ffmpeg
 
 IMAGES = ("astronaut", "coffee", "rocket")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import typer
 
@@ -24,14 +24,14 @@ def evaluate(
     metric_column: list[str] = typer.Option(
         ..., "--metric-column", "-m", help="Column of one method's scores; repeat to compare methods."),
     mos_column: str = typer.Option("mos", help="Column of the subjective scores (MOS)."),
-    mos_csv: Optional[Path] = typer.Option(None, help="Take MOS from this CSV, joined on --join-on."),
+    mos_csv: Path | None = typer.Option(None, help="Take MOS from this CSV, joined on --join-on."),
     join_on: str = typer.Option("distorted", help="Column naming the video in both CSVs (with --mos-csv)."),
     group_by: str = typer.Option("reference", help="Column grouping the rows: criteria per group, then averaged."),
     mapping: Literal["linear", "logistic4", "logistic5", "none"] = typer.Option(
         "linear", help="Raw score -> MOS mapping, fitted once per method over all rows."),
-    csv: Optional[Path] = typer.Option(None, help="Write the table as CSV (one row per method)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write everything, per group included, as JSON."),
-    plots: Optional[Path] = typer.Option(None, help="Folder for one scatter plot per method (PNG)."),
+    csv: Path | None = typer.Option(None, help="Write the table as CSV (one row per method)."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write everything, per group included, as JSON."),
+    plots: Path | None = typer.Option(None, help="Folder for one scatter plot per method (PNG)."),
 ):
     """Judge score columns against MOS: the AVSVQA protocol (per reference, then averaged) and over all rows."""
     from vqa_rt.runtime.evaluation.data import load_eval_data

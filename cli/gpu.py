@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import typer
 
@@ -28,10 +28,10 @@ def build_engine_command(
     max_size: str = typer.Option("3840x2160", help="Largest frame size the plan accepts (memory grows with it)."),
     opt_batch: int = typer.Option(1, help="Batch size TensorRT tunes for."),
     max_batch: int = typer.Option(4, help="Largest batch the plan accepts (frames per inference call)."),
-    timing_cache: Optional[Path] = typer.Option(
+    timing_cache: Path | None = typer.Option(
         None, help="Timing cache file: read if present, written after the build (reuse it across builds)."),
-    workspace: Optional[int] = typer.Option(None, help="Workspace limit in MiB (default: TensorRT's)."),
-    plugin: Optional[Path] = typer.Option(
+    workspace: int | None = typer.Option(None, help="Workspace limit in MiB (default: TensorRT's)."),
+    plugin: Path | None = typer.Option(
         None, help="libvqa_trt_plugin.so (default: $VQA_RT_PLUGIN, then build/kernels/lib)."),
     builtin_deformconv: bool = typer.Option(
         False, "--builtin-deformconv", help="Leave DeformConv nodes to TensorRT's own ModulatedDeformConv2d plugin "

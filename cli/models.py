@@ -9,7 +9,6 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,7 +24,7 @@ class ModelKind(str, Enum):
 CONFIG_HELP = "Config preset (nr: tiny, small) or a JSON file of architecture hyper-parameters."
 
 
-def _load_config(spec, config: Optional[str]):
+def _load_config(spec, config: str | None):
     """A named preset of the model kind, or the config in a JSON file."""
     if config is None:
         return None
@@ -38,7 +37,7 @@ def _load_config(spec, config: Optional[str]):
     return spec.config_from_dict(values)
 
 
-def _load_model(kind: ModelKind, checkpoint: Optional[Path], random_init: Optional[int], config: Optional[str]):
+def _load_model(kind: ModelKind, checkpoint: Path | None, random_init: int | None, config: str | None):
     from vqa_rt.export.models.checkpoint import load_checkpoint, random_init as seeded_model
     from vqa_rt.export.models.spec import get_spec
 
@@ -55,7 +54,7 @@ def init(
     kind: ModelKind = typer.Argument(..., help="Model kind."),
     seed: int = typer.Option(0, help="Random seed of the weights."),
     output: Path = typer.Option(..., "--output", "-o", help="Checkpoint file to write (.pt)."),
-    config: Optional[str] = typer.Option(None, help=CONFIG_HELP),
+    config: str | None = typer.Option(None, help=CONFIG_HELP),
 ):
     """Write a checkpoint with seeded random (UNTRAINED) weights, for demos and tests."""
     from vqa_rt.export.models.checkpoint import save_checkpoint
@@ -68,11 +67,12 @@ def init(
 def export(
     kind: ModelKind = typer.Argument(..., help="Model kind."),
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
-    checkpoint: Optional[Path] = typer.Option(
+    checkpoint: Path | None = typer.Option(
         None, help="PyTorch state_dict file to load (strict); for nr, a Hugging Face LLaVA checkpoint directory."),
-    random_init: Optional[int] = typer.Option(None, help="Seed for UNTRAINED random weights instead of a checkpoint."),
-    config: Optional[str] = typer.Option(
-        None, help=CONFIG_HELP + " With an nr checkpoint directory only its prompt, levels, weights and score range apply."),
+    random_init: int | None = typer.Option(None, help="Seed for UNTRAINED random weights instead of a checkpoint."),
+    config: str | None = typer.Option(
+        None, help=CONFIG_HELP + " With an nr checkpoint directory only its prompt, levels, weights and score range "
+        "apply."),
     opset: int = typer.Option(22, help="ONNX opset (DeformConv needs 19 or later)."),
     validate: bool = typer.Option(True, help="Validate the ONNX file against PyTorch after export."),
 ):

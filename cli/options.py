@@ -7,7 +7,7 @@ Runtime, torch nor TensorRT.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
@@ -17,27 +17,27 @@ from vqa_rt.runtime.qpmaps.conversion import GRIDS, PAPER_BASE_QPS, QP_RANGES
 from vqa_rt.runtime.qpmaps.formats import FORMATS
 
 # The video to read
-Width = Annotated[Optional[int], typer.Option("--width", "-w", help="Frame width (raw YUV).")]
-Height = Annotated[Optional[int], typer.Option("--height", "-h", help="Frame height (raw YUV).")]
-PixFmt = Annotated[Optional[str], typer.Option(
+Width = Annotated[int | None, typer.Option("--width", "-w", help="Frame width (raw YUV).")]
+Height = Annotated[int | None, typer.Option("--height", "-h", help="Frame height (raw YUV).")]
+PixFmt = Annotated[str | None, typer.Option(
     help=f"Pixel format of raw YUV: {' (default) or '.join(PIX_FMTS)}.")]
-Fps = Annotated[Optional[float], typer.Option(
+Fps = Annotated[float | None, typer.Option(
     help="Frame rate of raw YUV (Y4M headers carry it); for --sample-fps and NR's frames per second.")]
 
 # How frames are converted
 Matrix = Annotated[Literal[MATRICES], typer.Option(help="YUV->RGB matrix.")]
-ColorRange = Annotated[Optional[Literal[RANGES]], typer.Option(
+ColorRange = Annotated[Literal[RANGES] | None, typer.Option(
     "--range", help="YUV range (default: Y4M tag, else limited).")]
-AnalysisSize = Annotated[Optional[str], typer.Option(
+AnalysisSize = Annotated[str | None, typer.Option(
     help="Resize frames to WIDTHxHEIGHT before inference (FR models and baselines).")]
 
 # Which frames are taken
 FrameSkip = Annotated[int, typer.Option(help="Skip this many frames at the start.")]
-FrameStride = Annotated[Optional[int], typer.Option(
+FrameStride = Annotated[int | None, typer.Option(
     help="Take every Nth frame (default: the engine's; every frame, NR models 1 frame per second).")]
-SampleFps = Annotated[Optional[float], typer.Option(help="Take this many frames per second of video.")]
-SampleFrames = Annotated[Optional[int], typer.Option(help="Take this many frames, evenly spaced.")]
-MaxFrames = Annotated[Optional[int], typer.Option(help="Take at most this many frames.")]
+SampleFps = Annotated[float | None, typer.Option(help="Take this many frames per second of video.")]
+SampleFrames = Annotated[int | None, typer.Option(help="Take this many frames, evenly spaced.")]
+MaxFrames = Annotated[int | None, typer.Option(help="Take at most this many frames.")]
 
 # How engines run
 BatchSize = Annotated[int, typer.Option(help="Frames per inference call.")]
@@ -64,7 +64,7 @@ MapFormat = Annotated[Literal[FORMATS], typer.Option(
     "--format", help="npy, csv, x265 (float32 quantOffsets), kvazaar (ROI text), kvazaar-bin, json (summary only).")]
 BaseQP = Annotated[int, typer.Option(
     help=f"Encoder QP the deltas apply to (paper test points {'/'.join(map(str, PAPER_BASE_QPS))}).")]
-Grid = Annotated[Optional[int], typer.Option(
+Grid = Annotated[int | None, typer.Option(
     help=f"Map cell size in pixels, one of {', '.join(map(str, GRIDS))} (default: 64 for Kvazaar, else 16).")]
 MaxDelta = Annotated[int, typer.Option(help="Clip delta QPs to +-this.")]
 Codec = Annotated[Literal[tuple(QP_RANGES)], typer.Option(

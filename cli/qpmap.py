@@ -7,12 +7,25 @@ ONNX Runtime and OpenCV load when the command runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import typer
 
-from vqa_rt.cli.options import (BaseQP, Codec, ColorRange, Device, Grid, Height, MapFormat, Matrix, MaxDelta,
-                                MaxFrames, PixFmt, Threads, Width)
+from vqa_rt.cli.options import (
+    BaseQP,
+    Codec,
+    ColorRange,
+    Device,
+    Grid,
+    Height,
+    MapFormat,
+    Matrix,
+    MaxDelta,
+    MaxFrames,
+    PixFmt,
+    Threads,
+    Width,
+)
 from vqa_rt.cli.terminal import frame_progress
 from vqa_rt.runtime.qpmaps.conversion import R_LAMBDA_BETA
 
@@ -22,7 +35,7 @@ UNTRAINED_NOTE = "note: UNTRAINED weights (seeded random init): the QP maps are 
 def qpmap_command(
     input: str = typer.Option(..., "--input", "-i", help="Video: raw YUV, Y4M, a container, or - for stdin."),
     output: Path = typer.Option(..., "--output", "-o", help="Map file to write (the summary JSON for --format json)."),
-    engine: Optional[Path] = typer.Option(None, help="QP-map engine (.onnx from 'vqa-rt export qpmap')."),
+    engine: Path | None = typer.Option(None, help="QP-map engine (.onnx from 'vqa-rt export qpmap')."),
     method: Literal["model", "activity"] = typer.Option(
         "model", help="model: the engine's learned QS map; activity: block high-pass activity, no engine."),
     fmt: MapFormat = "npy",
@@ -32,7 +45,7 @@ def qpmap_command(
     beta: float = typer.Option(R_LAMBDA_BETA, help="R-lambda exponent beta (negative)."),
     max_delta: MaxDelta = 4,
     codec: Codec = "hevc",
-    summary: Optional[Path] = typer.Option(None, help="Also write the JSON summary here."),
+    summary: Path | None = typer.Option(None, help="Also write the JSON summary here."),
     width: Width = None,
     height: Height = None,
     pix_fmt: PixFmt = None,

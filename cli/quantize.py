@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import typer
 
-from vqa_rt.cli.options import (BatchSize, ColorRange, Fps, FrameSkip, FrameStride, Height, Matrix, MaxFrames, PixFmt,
-                                SampleFps, SampleFrames, Threads, Width)
+from vqa_rt.cli.options import (
+    BatchSize,
+    ColorRange,
+    Fps,
+    FrameSkip,
+    FrameStride,
+    Height,
+    Matrix,
+    MaxFrames,
+    PixFmt,
+    SampleFps,
+    SampleFrames,
+    Threads,
+    Width,
+)
 from vqa_rt.cli.terminal import UNTRAINED_WARNING
 from vqa_rt.export.onnx_tools.quantize_modes import MODES
 
@@ -21,8 +34,8 @@ def quantize_command(
                      "int8-weight-only / int4-weight-only: ONNX Runtime MatMulNBits."),
     calibration: str = typer.Option(
         ..., help="Calibration video (raw YUV, Y4M, or - for stdin); also the evaluation frames unless --eval."),
-    eval_video: Optional[str] = typer.Option(None, "--eval", help="Other video to evaluate fidelity on."),
-    report: Optional[Path] = typer.Option(None, help="Also write the fidelity report here (JSON)."),
+    eval_video: str | None = typer.Option(None, "--eval", help="Other video to evaluate fidelity on."),
+    report: Path | None = typer.Option(None, help="Also write the fidelity report here (JSON)."),
     width: Width = None,
     height: Height = None,
     pix_fmt: PixFmt = None,
@@ -49,7 +62,8 @@ def quantize_command(
     options = FrameOptions(matrix=matrix, color_range=color_range, frame_skip=frame_skip, frame_stride=frame_stride,
                            max_frames=max_frames, batch_size=batch_size, sample_fps=sample_fps,
                            sample_frames=sample_frames)
-    videos = [None if path is None else VideoInput(path, width, height, pix_fmt, fps) for path in (calibration, eval_video)]
+    videos = [None if path is None else VideoInput(path, width, height, pix_fmt, fps)
+              for path in (calibration, eval_video)]
     result = quantize_model(str(model), str(output), mode, videos[0], options, evaluation=videos[1], threads=threads)
     if report is not None:
         write_atomic(str(report), render_json({"model": str(model), "output": str(output), "mode": mode,

@@ -4,29 +4,43 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import typer
 
-from vqa_rt.cli.options import (BaseQP, BatchSize, Codec, ColorRange, Device, Fps, FrameSkip, Grid, Height, Matrix,
-                                 MaxDelta, PixFmt, Threads, Width)
+from vqa_rt.cli.options import (
+    BaseQP,
+    BatchSize,
+    Codec,
+    ColorRange,
+    Device,
+    Fps,
+    FrameSkip,
+    Grid,
+    Height,
+    Matrix,
+    MaxDelta,
+    PixFmt,
+    Threads,
+    Width,
+)
 from vqa_rt.cli.terminal import UNTRAINED_WARNING
 from vqa_rt.runtime.qpmaps.formats import FORMATS
 
 
 def run_command(
-    source: Optional[str] = typer.Option(None, "--source", "-s",
+    source: str | None = typer.Option(None, "--source", "-s",
                                          help="Source (reference) video: raw YUV, Y4M, a container, or - for stdin."),
-    distorted: Optional[str] = typer.Option(None, "--distorted", "-d",
+    distorted: str | None = typer.Option(None, "--distorted", "-d",
                                             help="Reconstruction: raw YUV, Y4M, a container, a FIFO, or - for stdin."),
-    fr: Optional[str] = typer.Option(None, help="FR engine: .onnx/.plan FR model or a baseline (psnr, ssim, ...)."),
-    nr: Optional[str] = typer.Option(None, help="NR engine: .onnx/.plan NR model (scores the distorted video)."),
-    qpmap: Optional[str] = typer.Option(None, help="QP-map engine (.onnx from 'vqa-rt export qpmap'); maps the source."),
+    fr: str | None = typer.Option(None, help="FR engine: .onnx/.plan FR model or a baseline (psnr, ssim, ...)."),
+    nr: str | None = typer.Option(None, help="NR engine: .onnx/.plan NR model (scores the distorted video)."),
+    qpmap: str | None = typer.Option(None, help="QP-map engine (.onnx from 'vqa-rt export qpmap'); maps the source."),
     qp_method: Literal["model", "activity"] = typer.Option(
         "model", help="activity: QP maps from block activity, no engine."),
-    output_dir: Optional[Path] = typer.Option(
+    output_dir: Path | None = typer.Option(
         None, "--output-dir", "-o", help="Write fr.json/csv, nr.json/csv, qpmap.*, run.json here (created)."),
-    jsonl: Optional[str] = typer.Option(
+    jsonl: str | None = typer.Option(
         None, help="Per-frame results as JSON lines to this file or FIFO, or - for stdout, flushed per frame."),
     width: Width = None,
     height: Height = None,
@@ -35,10 +49,10 @@ def run_command(
     matrix: Matrix = "bt709",
     color_range: ColorRange = None,
     frame_skip: FrameSkip = 0,
-    max_frames: Optional[int] = typer.Option(None, help="Read at most this many frames (after the skip)."),
-    fr_stride: Optional[int] = typer.Option(None, help="FR: score every Nth frame (default every frame)."),
-    nr_fps: Optional[float] = typer.Option(None, help="NR: frames per second of video (default 1)."),
-    nr_stride: Optional[int] = typer.Option(None, help="NR: score every Nth frame instead."),
+    max_frames: int | None = typer.Option(None, help="Read at most this many frames (after the skip)."),
+    fr_stride: int | None = typer.Option(None, help="FR: score every Nth frame (default every frame)."),
+    nr_fps: float | None = typer.Option(None, help="NR: frames per second of video (default 1)."),
+    nr_stride: int | None = typer.Option(None, help="NR: score every Nth frame instead."),
     qp_format: Literal[FORMATS] = typer.Option("npy", help="QP-map file format (as 'vqa-rt qpmap --format')."),
     base_qp: BaseQP = 32,
     grid: Grid = None,

@@ -4,12 +4,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from vqa_rt.cli.options import (AnalysisSize, BatchSize, ColorRange, Device, Fps, FrameSkip, FrameStride, Height,
-                                Matrix, MaxFrames, PixFmt, SampleFps, SampleFrames, Threads, Width, parse_size)
+from vqa_rt.cli.options import (
+    AnalysisSize,
+    BatchSize,
+    ColorRange,
+    Device,
+    Fps,
+    FrameSkip,
+    FrameStride,
+    Height,
+    Matrix,
+    MaxFrames,
+    PixFmt,
+    SampleFps,
+    SampleFrames,
+    Threads,
+    Width,
+    parse_size,
+)
 from vqa_rt.cli.terminal import UNTRAINED_WARNING, frame_progress
 
 
@@ -17,7 +32,7 @@ def score(
     engine: str = typer.Option(
         ..., help="FR or NR engine (.onnx from 'vqa-rt export fr|nr', .plan from 'vqa-rt build-engine') or a "
                   "baseline metric: psnr, ssim, ms-ssim, vmaf."),
-    reference: Optional[str] = typer.Option(
+    reference: str | None = typer.Option(
         None, "--reference", "-r", help="Reference video: raw YUV, Y4M, a container, or - for stdin (not for NR "
                                         "engines)."),
     distorted: str = typer.Option(..., "--distorted", "-d",
@@ -26,8 +41,8 @@ def score(
     height: Height = None,
     pix_fmt: PixFmt = None,
     fps: Fps = None,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON results (libvmaf-shaped)."),
-    csv: Optional[Path] = typer.Option(None, help="CSV of per-frame scores."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="JSON results (libvmaf-shaped)."),
+    csv: Path | None = typer.Option(None, help="CSV of per-frame scores."),
     matrix: Matrix = "bt709",
     color_range: ColorRange = None,
     analysis_size: AnalysisSize = None,
@@ -91,6 +106,6 @@ def make_clip(
     from vqa_rt.runtime.frames.synthetic import make_test_clip
 
     fmt = make_test_clip(
-        str(reference), str(distorted), width, height, frames, seed=seed, bit_depth=10 if ten_bit else 8, quality=quality
-    )
+        str(reference), str(distorted), width, height, frames, seed=seed, bit_depth=10 if ten_bit else 8,
+        quality=quality)
     typer.echo(f"wrote {reference} and {distorted}: {frames} frames {width}x{height} {fmt.pix_fmt}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import typer
 
@@ -14,9 +14,9 @@ from vqa_rt.cli.options import Device, Threads
 
 def serve_command(
     socket_path: Path = typer.Option(..., "--socket", help="Unix domain socket to listen on (created, mode 0600)."),
-    fr: Optional[str] = typer.Option(None, help="FR engine: .onnx/.plan FR model or a baseline."),
-    nr: Optional[str] = typer.Option(None, help="NR engine: .onnx/.plan NR model."),
-    qpmap: Optional[str] = typer.Option(None, help="QP-map engine (.onnx from 'vqa-rt export qpmap')."),
+    fr: str | None = typer.Option(None, help="FR engine: .onnx/.plan FR model or a baseline."),
+    nr: str | None = typer.Option(None, help="NR engine: .onnx/.plan NR model."),
+    qpmap: str | None = typer.Option(None, help="QP-map engine (.onnx from 'vqa-rt export qpmap')."),
     qp_method: Literal["model", "activity"] = typer.Option("model", help="activity: QP maps without an engine."),
     device: Device = "cpu",
     threads: Threads = 0,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 UNTRAINED_WARNING = "note: UNTRAINED weights (seeded random init): scores are not meaningful quality predictions"
 _BAR_WIDTH = 30
@@ -18,7 +18,7 @@ def on_terminal() -> bool:
 
 
 @contextlib.contextmanager
-def progress_line(show: Callable) -> Iterator[Optional[Callable]]:
+def progress_line(show: Callable) -> Iterator[Callable | None]:
     """``show`` (a progress callback redrawing one line of stderr) on a terminal, None elsewhere; the line
     is ended when the block ends, however it ends."""
     if not on_terminal():
@@ -30,16 +30,16 @@ def progress_line(show: Callable) -> Iterator[Optional[Callable]]:
         print(file=sys.stderr)
 
 
-def frame_progress(verb: str) -> contextlib.AbstractContextManager[Optional[Callable[[int, Optional[int]], None]]]:
+def frame_progress(verb: str) -> contextlib.AbstractContextManager[Callable[[int, int | None], None] | None]:
     """Frames done (of the total, when known): ``scored 12/240 frames``."""
 
-    def show(done: int, total: Optional[int]) -> None:
+    def show(done: int, total: int | None) -> None:
         print(f"\r{verb} {done}{f'/{total}' if total else ''} frames", end="", file=sys.stderr, flush=True)
 
     return progress_line(show)
 
 
-def rows_progress() -> contextlib.AbstractContextManager[Optional[Callable[[int, int, int], None]]]:
+def rows_progress() -> contextlib.AbstractContextManager[Callable[[int, int, int], None] | None]:
     """A bar of rows done and failed, time spent and left."""
     start = time.monotonic()
 

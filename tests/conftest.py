@@ -4,7 +4,6 @@ LLaVA checkpoint, test clips, the CLI, ffmpeg."""
 from __future__ import annotations
 
 import csv
-
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ class Exported:
 
 def _export_seeded(kind: str, tmp_path_factory, preset: str | None = None) -> Exported:
     from vqa_rt.export.models.checkpoint import random_init
-    from vqa_rt.export.to_onnx.onnx_export import export_onnx
     from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
 
     spec = get_spec(kind)
     loaded = random_init(spec, seed=0, config=spec.config_from_preset(preset) if preset else None)
@@ -66,8 +65,14 @@ def make_llava_checkpoint(directory, text_model: str = "llama", extra_words: tup
 
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
-                              MistralConfig, PreTrainedTokenizerFast)
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        MistralConfig,
+        PreTrainedTokenizerFast,
+    )
 
     from vqa_rt.export.models.nr import CLIP_MEAN, CLIP_STD, QALIGN_LEVELS, QALIGN_PROMPT
 

@@ -157,7 +157,8 @@ SPEC = ModelSpec(
         "value_range": [0.0, 1.0],
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
-        "temporal_inputs": "ref_prev/dist_prev are the source frames preceding ref/dist (the frame itself for the first frame)",
+        "temporal_inputs": "ref_prev/dist_prev are the source frames preceding ref/dist (the frame itself for the "
+                           "first frame)",
     },
     score_scale={"name": "DCR", "min": DCR_MIN, "max": DCR_MAX, "higher_is_better": True},
 )

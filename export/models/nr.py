@@ -86,7 +86,8 @@ class NRConfig:
             raise ModelError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if not self.level_ids:
             tokens = word_piece_tokens(self.prompt, self.levels)
-            for name, ids in (("prefix_ids", tokens.prefix), ("suffix_ids", tokens.suffix), ("level_ids", tokens.levels)):
+            for name, ids in (("prefix_ids", tokens.prefix), ("suffix_ids", tokens.suffix),
+                              ("level_ids", tokens.levels)):
                 object.__setattr__(self, name, ids)
         elif len(self.level_ids) != len(self.levels):
             raise ModelError(f"{len(self.level_ids)} level token ids for {len(self.levels)} level words")

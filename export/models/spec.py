@@ -10,7 +10,8 @@ from typing import Any, Callable
 from vqa_rt.errors import ModelError
 
 # Model kind -> module defining ``SPEC``. Modules import torch, so they load lazily.
-_SPEC_MODULES = {"fr": "vqa_rt.export.models.fr", "qpmap": "vqa_rt.export.models.qpmap", "nr": "vqa_rt.export.models.nr_spec"}
+_SPEC_MODULES = {"fr": "vqa_rt.export.models.fr", "qpmap": "vqa_rt.export.models.qpmap",
+                 "nr": "vqa_rt.export.models.nr_spec"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class ModelSpec:
         known = {f.name for f in dataclasses.fields(self.config_cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ModelError(f"unknown {self.kind} config field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ModelError(f"unknown {self.kind} config field(s): {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
         return self.config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 

@@ -38,8 +38,8 @@ from vqa_rt.export.quiet import quiet
 from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.sources import VideoInput
-from vqa_rt.runtime.scorers.nr import frame_inputs
 from vqa_rt.runtime.outputs import check_output_paths
+from vqa_rt.runtime.scorers.nr import frame_inputs
 
 QUANTIZABLE_KINDS = ("nr",)
 MIN_CALIBRATION_FRAMES = 16

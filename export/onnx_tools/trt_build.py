@@ -35,10 +35,17 @@ from onnx import ModelProto, TensorProto, helper, numpy_helper
 import vqa_rt
 from vqa_rt.errors import BackendUnavailableError, EngineBuildError, ModelError
 from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata, plan_sidecar_path
+from vqa_rt.runtime.engines.native.libraries import (
+    BUILTIN_DEFORM_PLUGIN,
+    PLUGIN_NAMESPACE,
+    PLUGIN_OP,
+    PLUGIN_VERSION,
+    VQA_PLUGIN,
+    register_builtin_plugins,
+    register_plugin,
+)
 from vqa_rt.runtime.engines.onnx_graph import count_deform_conv, graph_nodes, graphs, is_deform_conv
 from vqa_rt.runtime.engines.record import PLAN_SUFFIX, resolve_engine
-from vqa_rt.runtime.engines.native.libraries import (BUILTIN_DEFORM_PLUGIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION, VQA_PLUGIN,
-                                   register_builtin_plugins, register_plugin)
 from vqa_rt.runtime.outputs import check_output_paths, open_atomic, write_atomic
 
 PRECISIONS = ("fp32", "fp16", "int8", "fp8")

@@ -10,9 +10,9 @@ import torch
 import vqa_rt
 from vqa_rt.export.models.checkpoint import LoadedModel
 from vqa_rt.export.models.deform_conv import ONNX_TRANSLATIONS
+from vqa_rt.export.models.spec import ModelSpec
 from vqa_rt.export.onnx_tools.files import external_data, save_onnx
 from vqa_rt.export.quiet import quiet
-from vqa_rt.export.models.spec import ModelSpec
 from vqa_rt.export.to_onnx.validate import ValidationReport, validate_onnx
 
 DEFAULT_OPSET = 22

@@ -19,7 +19,6 @@ from vqa_rt.export.models.checkpoint import LoadedModel
 from vqa_rt.export.models.spec import ModelSpec
 
 
-
 @dataclass
 class ValidationReport:
     """Worst relative error per output, per validated (batch, height, width)."""

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vqa_rt.errors import InputError, ModelError
-from vqa_rt.runtime.engines.metadata import (ModelInfo, metadata_kind, model_info, read_onnx_metadata,
-                                              read_plan_sidecar)
+from vqa_rt.runtime.engines.metadata import ModelInfo, metadata_kind, model_info, read_onnx_metadata, read_plan_sidecar
 from vqa_rt.runtime.frames.options import EngineSampling
 
 BASELINES = ("psnr", "ssim", "ms-ssim", "vmaf")

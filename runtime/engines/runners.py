@@ -11,7 +11,7 @@ import numpy as np
 from vqa_rt.runtime.engines.backends.base import Runner, TensorInfo
 from vqa_rt.runtime.engines.record import Engine
 
-_warm: dict[tuple[str, str, int], "SharedRunner"] | None = None  # set while warm_runners() is active
+_warm: dict[tuple[str, str, int], SharedRunner] | None = None  # set while warm_runners() is active
 _warm_lock = threading.Lock()
 
 
@@ -69,7 +69,7 @@ class SharedRunner(Runner):
         self.inner, self.name, self.is_active = runner, runner.name, True
         self._lock = contextlib.nullcontext() if runner.thread_safe else threading.Lock()
 
-    def activate(self) -> "SharedRunner":
+    def activate(self) -> SharedRunner:
         return self
 
     def deactivate(self) -> None:

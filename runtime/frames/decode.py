@@ -24,7 +24,6 @@ from fractions import Fraction
 import numpy as np
 
 from vqa_rt.errors import BackendUnavailableError, InputError
-
 from vqa_rt.runtime.frames.ffmpeg import find_ffmpeg
 from vqa_rt.runtime.frames.video import VideoFormat, VideoReader
 from vqa_rt.runtime.frames.y4m import Y4M_MAGIC, Y4mReader, read_y4m_header

@@ -37,7 +37,7 @@ def find_ffmpeg() -> str:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def filters(executable: str) -> frozenset[str]:
     """Names of the filters ``executable`` was built with."""
     try:

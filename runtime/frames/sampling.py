@@ -2,9 +2,10 @@
 
 Selection starts after ``skip`` frames and stops after ``max_frames``. By frame rate,
 frame ``skip + floor(k * fps / rate)`` is taken for k = 0, 1, ... (the frame at the
-start of each 1/rate-second step; each frame once when the rate exceeds the video's). Evenly spaced, the frames after ``skip`` are cut
-into ``count`` equal runs and the middle frame of each is taken (every frame when
-there are fewer than ``count``). Indices are 0-based source frame numbers.
+start of each 1/rate-second step; each frame once when the rate exceeds the video's).
+Evenly spaced, the frames after ``skip`` are cut into ``count`` equal runs and the middle
+frame of each is taken (every frame when there are fewer than ``count``). Indices are
+0-based source frame numbers.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from vqa_rt.errors import InputError
-
 from vqa_rt.runtime.frames.sampling import FrameSampling
 from vqa_rt.runtime.frames.video import Frame, VideoReader
+
 
 @dataclass
 class FramePair:

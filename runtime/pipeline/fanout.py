@@ -28,11 +28,10 @@ import threading
 from typing import Any, Callable, Iterator
 
 from vqa_rt.errors import InputError
-
-from vqa_rt.runtime.frames.selection import FramePair, Step, check_pair, check_single, frames_in_step
-from vqa_rt.runtime.pipeline.queues import POLL, prefetch, put_until
 from vqa_rt.runtime.frames.sampling import FrameSampling
+from vqa_rt.runtime.frames.selection import FramePair, Step, check_pair, check_single, frames_in_step
 from vqa_rt.runtime.frames.video import VideoFormat, VideoReader
+from vqa_rt.runtime.pipeline.queues import POLL, prefetch, put_until
 
 QUEUE_DEPTH = 4  # frames waiting per branch (the prefetch thread holds as many again)
 _END = object()

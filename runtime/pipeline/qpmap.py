@@ -118,7 +118,8 @@ class QPMapBranch(Branch):
                  path: str, sink: MapSink | None = None, device: str = "cpu", threads: int = 0,
                  progress: ProgressCallback | None = None, line_maps: bool = False):
         check_map_options(options)
-        self.name, self.engine, self.conversion, self.options, self.line_maps = name, engine, conversion, options, line_maps
+        self.name, self.engine, self.conversion, self.options = name, engine, conversion, options
+        self.line_maps = line_maps
         self.path, self.sink, self.device, self.threads, self.progress = path, sink, device, threads, progress
         self.summary: MapSummary | None = None
         self.total: int | None = None

@@ -42,9 +42,8 @@ from typing import IO, Iterator
 import numpy as np
 
 from vqa_rt.errors import InputError
-
-from vqa_rt.runtime.qpmaps.conversion import BLOCK, QPConversion
 from vqa_rt.runtime.outputs import open_atomic
+from vqa_rt.runtime.qpmaps.conversion import BLOCK, QPConversion
 
 FORMATS = ("npy", "csv", "x265", "kvazaar", "kvazaar-bin", "json")
 KVAZAAR_CTU = 64

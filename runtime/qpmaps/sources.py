@@ -36,7 +36,7 @@ class QSSource(abc.ABC):
     def qs(self, prepared: Any) -> np.ndarray:
         """The frame's QS map, float (rows, cols), every value finite and positive."""
 
-    def __enter__(self) -> "QSSource":
+    def __enter__(self) -> QSSource:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -40,7 +40,7 @@ class FrameScorer(abc.ABC):
         """Metrics still owed after the last batch, in order."""
         return []
 
-    def __enter__(self) -> "FrameScorer":
+    def __enter__(self) -> FrameScorer:
         return self
 
     def __exit__(self, *exc_info) -> None:

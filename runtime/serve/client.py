@@ -8,7 +8,6 @@ import threading
 from typing import Any, Callable, Iterable
 
 from vqa_rt.errors import VqaRtError
-
 from vqa_rt.runtime.serve.protocol import DONE_MAGIC, FRAME_MAGIC, MESSAGE
 
 
@@ -17,7 +16,8 @@ class ServeError(VqaRtError):
 
 
 def submit(path: str, job: dict[str, Any], frames: Iterable[bytes],
-           on_line: Callable[[dict[str, Any]], None] | None = None, timeout: float | None = 300) -> list[dict[str, Any]]:
+           on_line: Callable[[dict[str, Any]], None] | None = None,
+           timeout: float | None = 300) -> list[dict[str, Any]]:
     """Run ``job`` (a job header) on the server at ``path``, sending ``frames`` (each message's payload:
     the source frame's planes then the distorted frame's, for the videos the job reads) from a thread
     while the per-frame lines are read. Returns the per-frame lines then the final ``done`` line;

@@ -18,8 +18,8 @@ import socketserver
 import stat
 import threading
 import time
-from fractions import Fraction
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -101,8 +101,8 @@ def parse_job(header: dict[str, Any], available: JobEngines) -> Job:
                              map_format="json")
     except (TypeError, ValueError) as exc:
         raise InputError(f"bad job option: {exc}") from None
-    fmt = VideoFormat(width, height, BIT_DEPTHS[pix_fmt], None if fps is None else Fraction(fps).limit_denominator(1001),
-                      None, pix_fmt)
+    rate = None if fps is None else Fraction(fps).limit_denominator(1001)
+    fmt = VideoFormat(width, height, BIT_DEPTHS[pix_fmt], rate, None, pix_fmt)
     return Job(engines, options, fmt, bool(header.get("qp_maps", False)))
 
 
@@ -154,7 +154,7 @@ class _SocketVideo(VideoReader):
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    server: "VqaServer"
+    server: VqaServer
 
     def _send(self, line: dict[str, Any]) -> None:
         self.wfile.write((json.dumps(line) + "\n").encode())
@@ -203,7 +203,8 @@ class _Handler(socketserver.StreamRequestHandler):
             self._send({"error": f"{ended}{exc}"})
             return
         self._send({"done": True, "seconds": summary["seconds"],
-                    "engines": {n: {"frames": e["frames"], "pooled": e["pooled"]} for n, e in summary["engines"].items()}})
+                    "engines": {name: {"frames": entry["frames"], "pooled": entry["pooled"]}
+                                for name, entry in summary["engines"].items()}})
 
 
 class VqaServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

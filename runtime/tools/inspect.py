@@ -15,7 +15,13 @@ import onnx
 
 from vqa_rt.errors import ModelError
 from vqa_rt.runtime.engines.metadata import plan_sidecar_path
-from vqa_rt.runtime.engines.native.libraries import BUILTIN_DEFORM_PLUGIN, PLUGIN_LIBRARY, PLUGIN_OP, VQA_PLUGIN, PluginSpec
+from vqa_rt.runtime.engines.native.libraries import (
+    BUILTIN_DEFORM_PLUGIN,
+    PLUGIN_LIBRARY,
+    PLUGIN_OP,
+    VQA_PLUGIN,
+    PluginSpec,
+)
 from vqa_rt.runtime.engines.onnx_graph import count_deform_conv
 from vqa_rt.runtime.engines.record import Engine, resolve_engine
 from vqa_rt.runtime.frames.options import DEFAULT_RANGE, FrameOptions

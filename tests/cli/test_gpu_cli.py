@@ -9,8 +9,8 @@ import json
 import onnx
 import pytest
 
-from vqa_rt.runtime.engines.native.cuda_probe import probe_driver
 from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata
+from vqa_rt.runtime.engines.native.cuda_probe import probe_driver
 
 TENSORRT_IMPORTABLE = importlib.util.find_spec("tensorrt") is not None
 FINDINGS = ("vqa-rt", "GPU", "CUDA driver", "nvidia-smi", "CUDA runtime", "TensorRT", "pycuda", "TensorRT plugin",

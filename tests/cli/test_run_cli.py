@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 from vqa_rt.runtime.frames.sources import VideoInput
-from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.frames.synthetic import make_test_clip
+from vqa_rt.runtime.pipeline.score import score
 
 W, H, FRAMES, RATE = 128, 96, 80, 10
 

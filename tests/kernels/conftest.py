@@ -15,9 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vqa_rt.runtime.engines.native.kernel_library import DTYPES, STATUS_NAMES, DeformConvParams, KernelLibrary
-from vqa_rt.runtime.engines.native.kernel_library import YuvToRgbParams as YuvParams
-from vqa_rt.runtime.engines.native.kernel_library import deform_conv_params, yuv_to_rgb_params
+from vqa_rt.runtime.engines.native.kernel_library import (
+    DTYPES,
+    STATUS_NAMES,
+    DeformConvParams,
+    KernelLibrary,
+    YuvToRgbParams as YuvParams,
+    deform_conv_params,
+    yuv_to_rgb_params,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_ARCH = "80"  # one architecture keeps the test build short

@@ -26,7 +26,7 @@ class Runner(abc.ABC):
     def __init__(self) -> None:
         self.is_active = False
 
-    def activate(self) -> "Runner":
+    def activate(self) -> Runner:
         """Load the model and allocate what inference needs. Idempotent."""
         if not self.is_active:
             self._activate()
@@ -62,7 +62,7 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self.activate()
 
     def __exit__(self, *exc_info) -> None:

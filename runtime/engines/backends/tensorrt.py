@@ -27,7 +27,12 @@ import numpy as np
 from vqa_rt.errors import BackendUnavailableError, InputError, ModelError
 from vqa_rt.runtime.engines.backends.base import Runner, TensorInfo
 from vqa_rt.runtime.engines.metadata import plan_sidecar_path, read_plan_sidecar
-from vqa_rt.runtime.engines.native.libraries import PLUGIN_NAMESPACE, find_plugin, register_builtin_plugins, register_plugin
+from vqa_rt.runtime.engines.native.libraries import (
+    PLUGIN_NAMESPACE,
+    find_plugin,
+    register_builtin_plugins,
+    register_plugin,
+)
 
 INSTALL_HINT = "install it with pip install 'vqa-rt[gpu]' on a machine with an NVIDIA GPU and driver"
 

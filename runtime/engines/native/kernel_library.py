@@ -114,7 +114,7 @@ def declare_abi(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 
 class KernelLibrary:
-    """``libvqa_kernels.so`` (found as :func:`~vqa_rt.runtime.engines.native.libraries.find_kernels_library` finds it) through
+    """``libvqa_kernels.so`` (found by :func:`~vqa_rt.runtime.engines.native.libraries.find_kernels_library`) through
     ctypes; its calls raise vqa-rt errors with the library's message instead of returning a status."""
 
     def __init__(self, path: str | os.PathLike | None = None):

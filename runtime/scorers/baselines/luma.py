@@ -7,13 +7,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vqa_rt.runtime.scorers.baselines import metrics
-from vqa_rt.runtime.scorers.baselines.geometry import measured_geometry, resized
 from vqa_rt.runtime.engines.record import Engine
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.selection import FramePair
-from vqa_rt.runtime.scorers.base import FrameScorer
 from vqa_rt.runtime.frames.video import VideoFormat
+from vqa_rt.runtime.scorers.base import FrameScorer
+from vqa_rt.runtime.scorers.baselines import metrics
+from vqa_rt.runtime.scorers.baselines.geometry import measured_geometry, resized
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from vqa_rt.errors import ExternalToolError
-from vqa_rt.runtime.scorers.baselines.geometry import measured_geometry, resized
-from vqa_rt.runtime.frames.ffmpeg import ENV_VAR, ffmpeg_with_filter
 from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.frames.ffmpeg import ENV_VAR, ffmpeg_with_filter
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.selection import FramePair
-from vqa_rt.runtime.scorers.base import FrameScorer
 from vqa_rt.runtime.frames.video import Frame, VideoFormat
+from vqa_rt.runtime.scorers.base import FrameScorer
+from vqa_rt.runtime.scorers.baselines.geometry import measured_geometry, resized
 
 MODEL = "vmaf_v0.6.1"
 _NEEDS = (f"VMAF needs an ffmpeg built with --enable-libvmaf; the imageio-ffmpeg wheel's has it "
@@ -74,7 +74,7 @@ class VmafScorer(FrameScorer):
                 *raw, "-i", f"pipe:{main_fd}", *raw, "-i", f"pipe:{reference_fd}",
                 "-lavfi", f"[0:v][1:v]{vmaf}", "-f", "null", "-"]
 
-    def __enter__(self) -> "VmafScorer":
+    def __enter__(self) -> VmafScorer:
         self._workdir = tempfile.TemporaryDirectory(prefix="vqa-rt-vmaf-")
         pipes = [os.pipe(), os.pipe()]  # (read, write) for the distorted (libvmaf's main input), the reference
         try:
@@ -83,7 +83,7 @@ class VmafScorer(FrameScorer):
                     self._command(pipes[0][0], pipes[1][0]), cwd=self._workdir.name, stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=[read for read, _ in pipes])
         except OSError as exc:
-            for read, write in pipes:
+            for _read, write in pipes:
                 os.close(write)
             self._workdir.cleanup()
             raise ExternalToolError(f"vmaf: cannot start {self.ffmpeg}: {exc.strerror or exc}") from None

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import random_init
 from vqa_rt.export.models.fr import FRConfig, FRModel
 from vqa_rt.export.models.spec import get_spec
-from vqa_rt.errors import ModelError
 
 SPEC = get_spec("fr")
 

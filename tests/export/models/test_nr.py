@@ -14,8 +14,8 @@ from vqa_rt.export.models.nr_prompt import word_piece_tokens
 from vqa_rt.export.models.spec import get_spec
 from vqa_rt.export.to_onnx.validate import oracle_session, relative_error
 from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
-from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.frames.sources import open_video
+from vqa_rt.runtime.frames.synthetic import make_test_clip
 
 SPEC = get_spec("nr")
 

@@ -14,9 +14,9 @@ from vqa_rt.export.onnx_tools.fidelity import compare_models
 from vqa_rt.export.onnx_tools.quantize import QDQ_OPSET, quantize_model, quantized_nodes
 from vqa_rt.runtime.engines.backends.unsigned_qdq import unsigned_activations
 from vqa_rt.runtime.frames.options import ScoreOptions
-from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import make_test_clip
+from vqa_rt.runtime.pipeline.score import score
 
 W, H = 64, 48
 ALL_FRAMES = ScoreOptions(frame_stride=1)

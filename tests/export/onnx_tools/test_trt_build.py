@@ -14,9 +14,21 @@ from onnx import TensorProto, helper, numpy_helper
 
 from vqa_rt.errors import BackendUnavailableError, EngineBuildError, ModelError
 from vqa_rt.export.onnx_tools.trt_build import (
-    BuildOptions, BuildReport, ParserErrorInfo, ShapeRange, build_engine, check_quantized, convert_to_fp16, count_deform_conv,
-    derive_profile, format_parser_error, format_parser_errors, graph_input_shapes, prepare_graph,
-    rewrite_deform_conv, summarize_layers,
+    BuildOptions,
+    BuildReport,
+    ParserErrorInfo,
+    ShapeRange,
+    build_engine,
+    check_quantized,
+    convert_to_fp16,
+    count_deform_conv,
+    derive_profile,
+    format_parser_error,
+    format_parser_errors,
+    graph_input_shapes,
+    prepare_graph,
+    rewrite_deform_conv,
+    summarize_layers,
 )
 from vqa_rt.runtime.engines.metadata import onnx_metadata
 

@@ -6,8 +6,14 @@ from __future__ import annotations
 import pytest
 
 from vqa_rt.errors import BackendUnavailableError
-from vqa_rt.runtime.engines.native.libraries import (KERNELS_ENV, PLUGIN_ENV, PLUGIN_LIBRARY, default_search_dirs,
-                                   find_kernels_library, find_plugin)
+from vqa_rt.runtime.engines.native.libraries import (
+    KERNELS_ENV,
+    PLUGIN_ENV,
+    PLUGIN_LIBRARY,
+    default_search_dirs,
+    find_kernels_library,
+    find_plugin,
+)
 
 
 def test_not_found_says_where_it_looked_and_how_to_build(tmp_path):

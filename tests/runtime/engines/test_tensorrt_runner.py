@@ -17,9 +17,9 @@ import pytest
 
 from vqa_rt.errors import BackendUnavailableError, InputError, ModelError
 from vqa_rt.runtime.engines.backends.tensorrt import plan_mismatches, release
-from vqa_rt.runtime.engines.runners import open_runner
 from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata, plan_sidecar_path
 from vqa_rt.runtime.engines.record import resolve_engine
+from vqa_rt.runtime.engines.runners import open_runner
 
 TENSORRT_IMPORTABLE = importlib.util.find_spec("tensorrt") is not None
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}  # max |trt - ort| / max |ort| per output
@@ -115,9 +115,9 @@ def test_fr_plans_get_the_gpu_preprocessing_scorer(plan_files, fr_export):
 
 @pytest.mark.skipif(TENSORRT_IMPORTABLE, reason="TensorRT is importable here")
 def test_gpu_scorer_without_tensorrt_is_a_clear_error(plan_files, clip):
-    from vqa_rt.runtime.scorers.factory import make_scorer
     from vqa_rt.runtime.frames.options import ScoreOptions
     from vqa_rt.runtime.frames.video import VideoFormat
+    from vqa_rt.runtime.scorers.factory import make_scorer
 
     plan = plan_files()
     fmt = VideoFormat(clip.width, clip.height, 8, None, None, "yuv420p")
@@ -272,9 +272,9 @@ def _require_kernel_library():
 def test_score_with_gpu_preprocessing_matches_the_onnx_file_on_the_cpu(plans, fr_export, tmp_path, bit_depth,
                                                                         options):
     from vqa_rt.runtime.frames.options import ScoreOptions
-    from vqa_rt.runtime.pipeline.score import score
     from vqa_rt.runtime.frames.sources import VideoInput
     from vqa_rt.runtime.frames.synthetic import make_test_clip
+    from vqa_rt.runtime.pipeline.score import score
 
     plan = plans("fp32").plan
     _require_kernel_library()

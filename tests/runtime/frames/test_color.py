@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from vqa_rt.runtime.frames.color import MATRICES, normalize, yuv_to_rgb
+from vqa_rt.runtime.frames.sources import open_video
 from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.frames.video import Frame
-from vqa_rt.runtime.frames.sources import open_video
 
 KR_KB = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from vqa_rt.errors import BackendUnavailableError, InputError
-from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.frames.sources import open_video
+from vqa_rt.runtime.frames.synthetic import make_test_clip
 
 W, H, FRAMES = 128, 96, 6
 RATE = "30000/1001"

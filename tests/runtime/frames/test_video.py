@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from vqa_rt.errors import InputError
+from vqa_rt.runtime.frames.sources import open_video
 from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.frames.video import PIX_FMTS, VideoFormat
-from vqa_rt.runtime.frames.sources import open_video
 
 W, H = 8, 6
 

@@ -6,9 +6,9 @@ import shutil
 import pytest
 
 from vqa_rt.errors import InputError, ModelError
+from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.pipeline.batch import RESULT_COLUMNS, run_batch
 from vqa_rt.runtime.pipeline.manifest import read_manifest
-from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.pipeline.score import score
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.runtime.frames.options import EngineSampling, ScoreOptions
+from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, run_job
 from vqa_rt.runtime.pipeline.qpmap import qp_maps
-from vqa_rt.runtime.frames.options import EngineSampling, ScoreOptions
 from vqa_rt.runtime.pipeline.score import score
-from vqa_rt.runtime.frames.sources import VideoInput
 
 FPS = 2  # NR's default 1 frame per second takes frames 0, 2, 4 of the 6-frame clip
 

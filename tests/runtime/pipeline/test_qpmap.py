@@ -13,12 +13,11 @@ from onnx import TensorProto, helper
 import vqa_rt
 from vqa_rt.errors import InputError, ModelError
 from vqa_rt.runtime.frames.color import yuv_to_rgb
-from vqa_rt.runtime.qpmaps.conversion import QPConversion
 from vqa_rt.runtime.frames.options import FrameOptions
-from vqa_rt.runtime.pipeline.qpmap import qp_maps, write_qp_maps
-from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.sources import VideoInput, open_video
 from vqa_rt.runtime.frames.synthetic import make_test_clip
-from vqa_rt.runtime.frames.sources import open_video
+from vqa_rt.runtime.pipeline.qpmap import qp_maps, write_qp_maps
+from vqa_rt.runtime.qpmaps.conversion import QPConversion
 
 WIDTH, HEIGHT, FRAMES = 120, 72, 4  # neither side a multiple of 16
 

@@ -69,7 +69,7 @@ def test_prefetch_stops_producer_when_consumer_stops(stop):
             with pytest.raises(ZeroDivisionError):
                 for item in items:
                     if item == 3:
-                        1 / 0
+                        raise ZeroDivisionError
     # close() joined the producer, which closed its source.
     assert state["closed"] and state["produced"] <= 3 + 2 + 1
     assert threading.active_count() == threads

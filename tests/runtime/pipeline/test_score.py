@@ -9,9 +9,8 @@ import torch
 from vqa_rt.errors import InputError, ModelError
 from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
 from vqa_rt.runtime.frames.options import ScoreOptions
+from vqa_rt.runtime.frames.sources import VideoInput, open_video
 from vqa_rt.runtime.pipeline.score import score
-from vqa_rt.runtime.frames.sources import VideoInput
-from vqa_rt.runtime.frames.sources import open_video
 
 
 def _raw(clip, path, pix_fmt=None):

@@ -16,8 +16,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from vqa_rt.runtime.pipeline.qpmap import write_qp_maps
 from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.pipeline.qpmap import write_qp_maps
 
 WIDTH, HEIGHT, FRAMES, CTU = 256, 128, 2, 64
 

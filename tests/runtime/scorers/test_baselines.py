@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from vqa_rt.errors import BackendUnavailableError, InputError, ModelError
-from vqa_rt.runtime.scorers.baselines import metrics
 from vqa_rt.runtime.frames.ffmpeg import ENV_VAR
 from vqa_rt.runtime.frames.options import ScoreOptions
+from vqa_rt.runtime.frames.sources import VideoInput, open_video
 from vqa_rt.runtime.pipeline.score import score
-from vqa_rt.runtime.frames.sources import VideoInput
-from vqa_rt.runtime.frames.sources import open_video
+from vqa_rt.runtime.scorers.baselines import metrics
 
 W, H, FRAMES = 192, 176, 4  # MS-SSIM needs 176 pixels a side
 PIX_FMTS = {8: "yuv420p", 10: "yuv420p10le"}

@@ -5,13 +5,12 @@ import pytest
 import torch
 
 from vqa_rt.errors import InputError
-from vqa_rt.runtime.pipeline.batch import run_batch
-from vqa_rt.runtime.scorers.nr_preprocess import NRPreprocessor
 from vqa_rt.runtime.frames.options import ScoreOptions
-from vqa_rt.runtime.pipeline.score import score
-from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.sources import VideoInput, open_video
 from vqa_rt.runtime.frames.synthetic import make_test_clip
-from vqa_rt.runtime.frames.sources import open_video
+from vqa_rt.runtime.pipeline.batch import run_batch
+from vqa_rt.runtime.pipeline.score import score
+from vqa_rt.runtime.scorers.nr_preprocess import NRPreprocessor
 
 W, H, FRAMES, FPS = 64, 48, 25, 10
 LEVELS = ["p_excellent", "p_good", "p_fair", "p_poor", "p_bad"]

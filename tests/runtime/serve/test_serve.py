@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from vqa_rt.runtime.pipeline.job import JobEngines, run_job
 from vqa_rt.runtime.frames.sources import VideoInput
-from vqa_rt.runtime.serve.server import DONE_MAGIC, FRAME_MAGIC, MESSAGE, serve
+from vqa_rt.runtime.pipeline.job import JobEngines, run_job
 from vqa_rt.runtime.serve.client import ServeError, submit
+from vqa_rt.runtime.serve.server import DONE_MAGIC, FRAME_MAGIC, MESSAGE, serve
 
 
 def frame_payloads(clip, roles=("ref", "dist")) -> list[bytes]:

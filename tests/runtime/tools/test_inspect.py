@@ -13,9 +13,9 @@ import pytest
 import vqa_rt
 from vqa_rt.errors import ModelError
 from vqa_rt.export.onnx_tools.trt_build import ShapeRange, derive_profile, graph_input_shapes, prepare_graph
-from vqa_rt.runtime.tools.inspect import describe_engine, format_description
 from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata
 from vqa_rt.runtime.engines.record import resolve_engine
+from vqa_rt.runtime.tools.inspect import describe_engine, format_description
 
 BUILT_PLUGIN = "/opt/vqa-rt/build/kernels/lib/libvqa_trt_plugin.so"  # where the (pretend) build found the plugin
 
