@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint bench kernels gpu-check clean
+.PHONY: demo test lint bench kernels gpu-check gpu-check-in-venv clean
 
 $(VENV)/.installed-%: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,10 +54,14 @@ kernels:
 	cmake --build build/kernels -j$(KERNELS_JOBS)
 
 ## gpu-check: on a machine with an NVIDIA GPU: the kernels for it, every GPU test, the GPU kernel benchmark
-gpu-check: $(VENV)/.installed-export+test+gpu
+# (in its own venv: ONNX Runtime's GPU wheel cannot share an environment with the CPU one the tests use)
+gpu-check:
+	$(MAKE) VENV=.venv-gpu gpu-check-in-venv
+
+gpu-check-in-venv: $(VENV)/.installed-export+test+gpu
 	$(MAKE) kernels CMAKE_CUDA_ARCHITECTURES=native
 	$(BIN)/python -m pytest -m gpu -rs
 	$(BIN)/python benchmarks/gpu_kernels.py
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) .venv-gpu

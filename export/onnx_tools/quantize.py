@@ -35,6 +35,7 @@ from vqa_rt.export.onnx_tools.fidelity import FidelityReport, compare_models
 from vqa_rt.export.onnx_tools.files import EXTERNAL_DATA_ABOVE, external_data, save_onnx
 from vqa_rt.export.onnx_tools.quantize_modes import MODES, WEIGHT_BLOCK
 from vqa_rt.export.quiet import quiet
+from vqa_rt.runtime.engines.backends.onnxrt import import_onnxruntime
 from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.sources import VideoInput
@@ -170,8 +171,7 @@ def _weight_only(source: str, output: str, bits: int, large: bool) -> None:
 
 def quantize_onnx(source: str, output: str, mode: str, input_name: str, frames: np.ndarray | None) -> None:
     """Write ``source`` quantized in ``mode`` to ``output`` (calibrated on ``frames`` where the mode needs it)."""
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     large = os.path.getsize(source) > EXTERNAL_DATA_ABOVE or os.path.exists(external_data(source))
     ort.set_default_logger_severity(3)  # calibration sessions warn about unused initializers
     try:

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 
 from vqa_rt.errors import OutputNamesMismatch, OutputShapeMismatch, OutputValuesMismatch
 from vqa_rt.export.models.checkpoint import LoadedModel
 from vqa_rt.export.models.spec import ModelSpec
+from vqa_rt.runtime.engines.backends.onnxrt import import_onnxruntime
 
 
 @dataclass
@@ -45,8 +45,9 @@ def relative_error(actual: np.ndarray, expected: np.ndarray, per_row: bool = Fal
     return float(np.max(np.abs(actual.astype(np.float64) - expected) / denominator))
 
 
-def oracle_session(path: str) -> ort.InferenceSession:
+def oracle_session(path: str):
     """An ONNX Runtime CPU session with every graph optimisation disabled."""
+    ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])

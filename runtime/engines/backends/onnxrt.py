@@ -1,9 +1,15 @@
-"""ONNX Runtime runner: CPU provider by default, CUDA provider where installed."""
+"""ONNX Runtime runner: CPU provider by default, CUDA provider where installed.
+
+ONNX Runtime comes from one of two wheels, never both in one environment: ``onnxruntime`` (CPU:
+``pip install 'vqa-rt[cpu]'``) or ``onnxruntime-gpu`` (CPU and CUDA: ``pip install 'vqa-rt[gpu]'``).
+It is imported when a runner is made, so a missing one is a clear error, not an import failure.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import onnxruntime as ort
 
 from vqa_rt.errors import BackendUnavailableError, ModelError
 from vqa_rt.runtime.engines.backends.base import Runner, TensorInfo
@@ -22,7 +28,21 @@ _ORT_TYPES = {
 }
 
 
-def _info(arg: ort.NodeArg) -> TensorInfo:
+INSTALL_HINT = ("pip install 'vqa-rt[cpu]', or 'vqa-rt[gpu]' on a machine with an NVIDIA GPU (one of the two: "
+                "ONNX Runtime's CPU and GPU wheels cannot share an environment)")
+
+
+def import_onnxruntime():
+    """The ``onnxruntime`` module, or :class:`BackendUnavailableError` saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailableError(f"ONNX Runtime is not installed ({exc}); {INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def _info(arg: Any) -> TensorInfo:
+    """The metadata of an ``onnxruntime.NodeArg``."""
     shape = tuple(d if isinstance(d, int) else (d or None) for d in arg.shape)
     return TensorInfo(arg.name, np.dtype(_ORT_TYPES.get(arg.type, np.float32)), shape)
 
@@ -39,19 +59,22 @@ class OnnxRuntimeRunner(Runner):
 
     def __init__(self, path: str, device: str = "cpu", threads: int = 0, optimize: bool = True):
         super().__init__()
+        self.ort = ort = import_onnxruntime()
         if device not in PROVIDERS:
             raise BackendUnavailableError(f"unknown ONNX Runtime device {device!r}; choose from {', '.join(PROVIDERS)}")
         if PROVIDERS[device] not in ort.get_available_providers():
             raise BackendUnavailableError(
-                f"ONNX Runtime has no {PROVIDERS[device]} here (install onnxruntime-gpu and a CUDA driver)"
+                f"ONNX Runtime has no {PROVIDERS[device]} here (pip install 'vqa-rt[gpu]' in an environment without "
+                "the CPU wheel, on a machine with an NVIDIA driver)"
             )
         self.path, self.device, self.threads, self.optimize = path, device, threads, optimize
         self.name = f"onnxruntime-{device}"
-        self._session: ort.InferenceSession | None = None
+        self._session = None
         self._inputs: list[TensorInfo] = []
         self._outputs: list[TensorInfo] = []
 
     def _activate(self) -> None:
+        ort = self.ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         if not self.optimize:
