@@ -84,6 +84,15 @@ class Branch(abc.ABC):
     def close(self, error: BaseException | None) -> None:
         """Release what :meth:`start` opened; ``error`` is why the run stopped (None: it completed)."""
 
+    @property
+    @abc.abstractmethod
+    def results(self) -> dict[str, Any]:
+        """What the branch has produced so far, as its results file holds it (``frames``, ``complete``, ...)."""
+
+    @abc.abstractmethod
+    def run_entry(self) -> dict[str, Any]:
+        """What a run summary says of the branch besides its frames, completeness and speed."""
+
 
 @dataclasses.dataclass
 class _Lane:

@@ -127,19 +127,11 @@ def _branches(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoI
     return branches
 
 
-def _results(branch: Branch) -> dict[str, Any]:
-    return branch.summary.result if isinstance(branch, QPMapBranch) else branch.result
-
-
 def _summary(branch: Branch, seconds: float) -> dict[str, Any]:
-    result = _results(branch)
-    frames = len(result.get("frames", []))
-    entry = {"frames": frames, "complete": result.get("complete", False), "fps": frames / seconds if seconds else None}
-    if isinstance(branch, QPMapBranch):
-        entry.update(model=result["model"], pooled=result.get("pooled"), map=result.get("map"))
-    else:
-        entry.update(model=result.get("model"), pooled=result.get("pooled_metrics"), error=result.get("error"))
-    return entry
+    """A branch's entry in the run summary."""
+    frames = len(branch.results.get("frames", []))
+    return {"frames": frames, "complete": branch.results.get("complete", False),
+            "fps": frames / seconds if seconds else None, **branch.run_entry()}
 
 
 def run_job(engines: JobEngines, inputs: dict[str, VideoInput], options: JobOptions = JobOptions(), *,
@@ -192,13 +184,13 @@ def run_job(engines: JobEngines, inputs: dict[str, VideoInput], options: JobOpti
             "error": None if error is None else (str(error) or type(error).__name__),
             "engines": {branch.name: _summary(branch, seconds) for branch in branches},
         }
-        if output_dir is not None and (error is None or any(_results(b).get("frames") for b in branches)):
+        if output_dir is not None and (error is None or any(b.results.get("frames") for b in branches)):
             write_atomic(os.path.join(output_dir, SUMMARY_NAME), render_json(summary))
             if engines.maps and error is None:
-                write_atomic(os.path.join(output_dir, "qpmap.json"), render_json(_results(branches[-1])))
+                write_atomic(os.path.join(output_dir, "qpmap.json"), render_json(branches[-1].results))
         if error is not None:
             raise error
-    return {**summary, "results": {branch.name: _results(branch) for branch in branches}}
+    return {**summary, "results": {branch.name: branch.results for branch in branches}}
 
 
 class JsonLines:

@@ -129,6 +129,14 @@ class QPMapBranch(Branch):
     def sampling(self) -> FrameSampling:
         return self.options.sampling()
 
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.summary.result if self.summary is not None else {}
+
+    def run_entry(self) -> dict[str, Any]:
+        return {"model": self.results.get("model"), "pooled": self.results.get("pooled"),
+                "map": self.results.get("map")}
+
     def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
         fmt, self.total = formats["reference"], total
         self.source = self._stack.enter_context(ActivityQS() if self.engine is None else ModelQS(
@@ -187,7 +195,7 @@ def map_file_sink(fmt: str, output: str, base_qp: int) -> MapSink | None:
 def _map_video(video: VideoInput, branch: QPMapBranch) -> dict[str, Any]:
     with video.open() as reader:
         run_pipeline({"reference": reader}, [branch])
-    return branch.summary.result
+    return branch.results
 
 
 def write_qp_maps(

@@ -84,6 +84,14 @@ class ScoreBranch(Branch):
     def sampling(self) -> FrameSampling:
         return self.options.sampling()
 
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.result
+
+    def run_entry(self) -> dict[str, Any]:
+        return {"model": self.result.get("model"), "pooled": self.result.get("pooled_metrics"),
+                "error": self.result.get("error")}
+
     def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
         self.total = total
         self.scorer = make_scorer(self.engine, self.options, tuple(formats[r] for r in self.roles),
