@@ -43,19 +43,26 @@ def test_score_writes_json_and_csv_without_torch(fr_export, clip, tmp_path):
     assert rows[0] == "frameNum,score,spatial,temporal" and len(rows) == clip.frames + 1
 
 
-def test_score_without_onnx_runtime_says_how_to_install_it(fr_export, clip):
-    """ONNX Runtime is an extra (cpu or gpu, never both): without it, one line saying which to install."""
-    code = (
-        "import sys\n"
-        "sys.modules['onnxruntime'] = None\n"
-        "from vqa_rt.cli.app import main\n"
-        f"sys.argv = ['vqa-rt', 'score', '--engine', {fr_export.path!r}, '-r', {clip.ref!r}, '-d', {clip.dist!r},"
-        f" '-w', '{clip.width}', '-h', '{clip.height}']\n"
-        "main()\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def test_without_onnx_runtime_models_say_how_to_install_it_and_baselines_run(fr_export, clip):
+    """ONNX Runtime is an extra (cpu or gpu, never both): without it, a model is one line saying which to
+    install, while the baselines, which do not need it, still score."""
+
+    def score_without_onnx_runtime(engine: str) -> subprocess.CompletedProcess:
+        code = (
+            "import sys\n"
+            "sys.modules['onnxruntime'] = None\n"
+            "from vqa_rt.cli.app import main\n"
+            f"sys.argv = ['vqa-rt', 'score', '--engine', {engine!r}, '-r', {clip.ref!r}, '-d', {clip.dist!r},"
+            f" '-w', '{clip.width}', '-h', '{clip.height}']\n"
+            "main()\n"
+        )
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    result = score_without_onnx_runtime(fr_export.path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "ONNX Runtime is not installed" in result.stderr and "pip install 'vqa-rt[cpu]'" in result.stderr
+    result = score_without_onnx_runtime("psnr")
+    assert result.returncode == 0 and f"{clip.frames} frames, PSNR-Y" in result.stdout, result.stderr
 
 
 def test_export_and_init_from_the_cli(cli, tmp_path):

@@ -1,7 +1,7 @@
 """GPU pre-processing (vqa_rt.runtime.engines.native.gpu_preprocess): the frames the kernel can read, and on a GPU
 (pycuda) GpuYuvConverter against runtime/frames/color.py (FP32 max abs error <= 1e-5 of the values' range)
 on fresh random 8- and 10-bit frames of odd sizes, with and without resize. The plan scored end to
-end with GPU pre-processing is in tests/runtime/test_tensorrt_runner.py; the library's binding in
+end with GPU pre-processing is in tests/runtime/engines/test_tensorrt_runner.py; the library's binding in
 test_kernel_library.py."""
 
 from __future__ import annotations
