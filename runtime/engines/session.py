@@ -30,8 +30,8 @@ class ModelSession:
         engine.check_frame_size(*(options.analysis_size or (formats[0].width, formats[0].height)), self.size_hint)
         self.engine, self.model, self.options = engine, engine.model, options
         self.ranges = tuple(options.color_range_of(fmt) for fmt in formats)
-        self.mean = np.asarray(self.model.preprocess.get("mean", (0.0, 0.0, 0.0)), np.float32)
-        self.std = np.asarray(self.model.preprocess.get("std", (1.0, 1.0, 1.0)), np.float32)
+        self.mean = np.asarray(self.model.preprocess["mean"], np.float32)
+        self.std = np.asarray(self.model.preprocess["std"], np.float32)
         self.runner = open_runner(engine, device=device, threads=threads)
 
     def to_input(self, frame: Frame, slot: int = 0) -> np.ndarray:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import numpy as np
 
 from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
+from vqa_rt.runtime.frames.options import DEFAULT_RANGE
 from vqa_rt.runtime.frames.video import Frame
 
 
 class NRPreprocessor:
     """YUV frame -> normalised (3, S, S) float32 RGB, as the model's ``preprocess`` metadata says."""
 
-    def __init__(self, preprocess: dict, matrix: str = "bt709", color_range: str = "limited"):
+    def __init__(self, preprocess: dict, matrix: str = "bt709", color_range: str = DEFAULT_RANGE):
         self.size = int(preprocess["size"][0])
         self.mode = preprocess["resize"]
         self.mean = np.asarray(preprocess["mean"], np.float32)
