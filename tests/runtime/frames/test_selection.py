@@ -55,6 +55,13 @@ class Pairs(Branch):
     def close(self, error):
         pass
 
+    @property
+    def results(self):
+        return {"frames": self.pairs}
+
+    def run_entry(self):
+        return {}
+
 
 def paired_frames(ref, dist, sampling=FrameSampling(), kept=None):
     """The pairs the pipeline hands a two-video branch; ``kept`` (a list) gets them even when the run fails."""
