@@ -66,6 +66,13 @@ def test_engine_sampling_and_frame_cap(clip, inputs, fr_export):
     assert result["results"]["fr"]["frames"] == stride["frames"][:2]
 
 
+def test_sampling_is_per_engine_not_for_the_whole_job():
+    with pytest.raises(InputError, match="a job's frame sampling is per engine"):
+        JobOptions(frames=ScoreOptions(frame_stride=2))
+    with pytest.raises(InputError, match="frame stride must be 1 or more"):
+        JobOptions(fr=EngineSampling(frame_stride=0))
+
+
 def test_bad_jobs_fail_before_writing(tmp_path, clip, inputs, fr_export, nr_export):
     out = tmp_path / "out"
     cases = [

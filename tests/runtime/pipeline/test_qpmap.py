@@ -140,6 +140,17 @@ def test_bad_requests_fail_before_anything_is_written(video, tmp_path):
     assert os.listdir(out) == []
 
 
+@pytest.mark.parametrize("options, message", [
+    (FrameOptions(analysis_size=(64, 64)), "made at the video's own size"),
+    (FrameOptions(frame_stride=2), "made for every frame"),
+    (FrameOptions(sample_fps=1.0), "made for every frame"),
+])
+def test_options_that_would_skip_or_resize_frames_are_refused(video, tmp_path, options, message):
+    with pytest.raises(InputError, match=message):
+        write_qp_maps(video, str(tmp_path / "m.npy"), "npy", method="activity", frame_options=options)
+    assert not (tmp_path / "m.npy").exists()
+
+
 def test_a_truncated_video_writes_nothing(video, tmp_path):
     frame_bytes = WIDTH * HEIGHT * 3 // 2
     truncated = tmp_path / "cut.y4m"
