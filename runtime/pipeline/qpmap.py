@@ -212,7 +212,7 @@ def write_qp_maps(
     threads: int = 0,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Write every frame's delta-QP map to ``output`` in ``fmt`` (see :mod:`.qpmap_formats`).
+    """Write every frame's delta-QP map to ``output`` in ``fmt`` (see :mod:`vqa_rt.runtime.qpmaps.formats`).
 
     ``conversion`` defaults to ``QPConversion(grid=default_grid(fmt))`` (64 for the
     Kvazaar formats, else 16). ``summary_path`` also writes the JSON summary (the
