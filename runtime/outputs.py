@@ -15,12 +15,27 @@ from typing import IO, Any, Callable, Iterator
 from vqa_rt.errors import InputError
 
 
-def check_output_paths(paths: list[str]) -> None:
-    """Raise :class:`InputError` if the directory of any output path does not exist."""
-    for path in paths:
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (through symbolic or hard links too; paths not yet made: by real path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output_paths(paths: list[str], inputs: list[str] = ()) -> None:
+    """Raise :class:`InputError` if the directory of any output path does not exist, or an output is the same file
+    as an input or as another output (by name, symbolic or hard link)."""
+    for index, path in enumerate(paths):
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise InputError(f"{path}: output directory {directory} does not exist")
+        for source in inputs:
+            if _same_file(path, source):
+                raise InputError(f"{path}: this output is the input {source}; choose another output path")
+        for other in paths[:index]:
+            if _same_file(path, other):
+                raise InputError(f"{path}: written twice (also as {other}); give each output its own path")
 
 
 @contextlib.contextmanager

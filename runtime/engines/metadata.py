@@ -16,7 +16,7 @@ from vqa_rt.errors import ModelError
 
 _PREFIX = "vqa_rt."
 PLAN_FORMAT = "vqa-rt-plan"  # the sidecar's "format"; "format_version" is bumped on incompatible changes
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2  # 2: flavour, targets, built_without_gpu, deform, layers
 
 
 @dataclass(frozen=True)

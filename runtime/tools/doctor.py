@@ -15,8 +15,9 @@ from typing import Callable
 
 import vqa_rt
 from vqa_rt.errors import VqaRtError
+from vqa_rt.runtime.engines.backends.trt_flavours import FLAVOURS, Flavour, buildable_targets, import_flavour
 from vqa_rt.runtime.engines.native.cuda_probe import probe_driver, probe_runtime
-from vqa_rt.runtime.engines.native.libraries import VQA_PLUGIN, find_kernels_library, find_plugin
+from vqa_rt.runtime.engines.native.libraries import VQA_PLUGIN, find_kernels_library, find_plugin, register_plugin
 
 OK, MISSING, INFO = "ok", "missing", "info"
 
@@ -74,13 +75,17 @@ def _cuda_runtime() -> Finding:
     return Finding("CUDA runtime", OK, version, f"cudaRuntimeGetVersion ({source} via ctypes)")
 
 
-def _tensorrt() -> tuple[Finding, object | None]:
+def _flavour(flavour: Flavour) -> tuple[Finding, object | None]:
+    """Whether a TensorRT flavour imports, its version and the targets it builds."""
     try:
-        import tensorrt as trt
-    except Exception as exc:  # ImportError, or a binding that fails while loading its libraries
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return Finding("TensorRT", MISSING, f"not installed ({detail})", "import tensorrt"), None
-    return Finding("TensorRT", OK, trt.__version__, "import tensorrt"), trt
+        trt = import_flavour(flavour)
+    except Exception as exc:  # BackendUnavailableError, or a binding that fails while loading its libraries
+        return Finding(flavour.name, MISSING, str(exc).splitlines()[0], f"import {flavour.module}"), None
+    if flavour.ahead_of_time:
+        builds = f"builds ahead of time, no GPU needed, for {', '.join(buildable_targets(trt))}"
+    else:
+        builds = "builds for the GPU it runs on"
+    return Finding(flavour.name, OK, f"{trt.__version__}; {builds}", f"import {flavour.module}"), trt
 
 
 def _pycuda() -> Finding:
@@ -91,29 +96,34 @@ def _pycuda() -> Finding:
     return Finding("pycuda", OK, getattr(pycuda, "VERSION_TEXT", "installed"), "import pycuda")
 
 
-def _plugin(trt) -> Finding:
+def _plugin(modules: dict[Flavour, object]) -> list[Finding]:
+    """Where the plugin is, and whether it registers ``VqaDeformConv2d`` in each flavour found."""
+    name = "TensorRT plugin"
     try:
         path = find_plugin()
     except VqaRtError as exc:
-        return Finding("TensorRT plugin", MISSING, str(exc), "$VQA_RT_PLUGIN, then build/kernels/lib")
-    if trt is not None:
-        from vqa_rt.runtime.engines.native.libraries import register_plugin
-
+        return [Finding(name, MISSING, f"{exc} (FR plans then use --deform decomposed)",
+                        "$VQA_RT_PLUGIN, then build/kernels/lib")]
+    findings = []
+    for flavour, trt in modules.items():
         try:
             register_plugin(trt, path)
         except VqaRtError as exc:
-            return Finding("TensorRT plugin", MISSING, f"{path} found but not loaded: {exc}",
-                           "trt.get_plugin_registry().load_library")
-        return Finding("TensorRT plugin", OK, f"{path}: loaded, {VQA_PLUGIN.describe()} registered",
-                       "trt.get_plugin_registry().load_library + get_creator")
+            findings.append(Finding(name, MISSING, f"{path} found but not loaded into {flavour.name}: {exc}",
+                                    "get_plugin_registry().load_library"))
+            continue
+        findings.append(Finding(name, OK, f"{path}: loaded into {flavour.name}, {VQA_PLUGIN.describe()} registered",
+                                "get_plugin_registry().load_library + get_creator"))
+    if findings:
+        return findings
     try:
         library = ctypes.CDLL(path)
         exported = hasattr(library, "getCreators")
     except OSError as exc:
-        return Finding("TensorRT plugin", MISSING, f"{path} found but cannot be loaded ({exc})", "dlopen via ctypes")
+        return [Finding(name, MISSING, f"{path} found but cannot be loaded ({exc})", "dlopen via ctypes")]
     state = "exports getCreators" if exported else "does NOT export getCreators"
-    return Finding("TensorRT plugin", OK if exported else MISSING,
-                   f"{path}: found, {state}; not registered (TensorRT not available)", "dlopen via ctypes")
+    return [Finding(name, OK if exported else MISSING,
+                    f"{path}: found, {state}; not registered (no TensorRT flavour available)", "dlopen via ctypes")]
 
 
 def _kernels() -> Finding:
@@ -156,9 +166,14 @@ def diagnose() -> list[Finding]:
     """Every probe, in report order."""
     findings = _guard("vqa-rt", _vqa_rt) + _guard("GPU", _gpu_driver) + _guard("nvidia-smi", _nvidia_smi)
     findings += _guard("CUDA runtime", _cuda_runtime)
-    trt_finding, trt = _tensorrt()
-    findings += [trt_finding] + _guard("pycuda", _pycuda)
-    findings += _guard("TensorRT plugin", lambda: _plugin(trt)) + _guard("kernel library", _kernels)
+    modules = {}
+    for flavour in FLAVOURS.values():
+        finding, trt = _flavour(flavour)
+        findings.append(finding)
+        if trt is not None:
+            modules[flavour] = trt
+    findings += _guard("pycuda", _pycuda)
+    findings += _guard("TensorRT plugin", lambda: _plugin(modules)) + _guard("kernel library", _kernels)
     findings += _guard("ONNX Runtime", _onnxruntime)
     return findings
 

@@ -14,6 +14,7 @@ from typing import Any
 import onnx
 
 from vqa_rt.errors import ModelError
+from vqa_rt.runtime.engines.backends.trt_flavours import flavour_of
 from vqa_rt.runtime.engines.metadata import plan_sidecar_path
 from vqa_rt.runtime.engines.native.libraries import (
     BUILTIN_DEFORM_PLUGIN,
@@ -80,7 +81,7 @@ def _describe_onnx(path: str) -> dict[str, Any]:
     plugins = [{**asdict(VQA_PLUGIN), "library": PLUGIN_LIBRARY, "replaces": "DeformConv", "nodes": deform,
                 "needed": "in plans built by 'vqa-rt build-engine'",
                 "alternative": {**asdict(BUILTIN_DEFORM_PLUGIN), "library": BUILTIN_PLUGIN_LIBRARY,
-                                "with": "--builtin-deformconv"}}] if deform else []
+                                "with": "--deform builtin (full TensorRT)"}}] if deform else []
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return {
         "inputs": [tensor(v) for v in model.graph.input if v.name not in weights],
@@ -112,13 +113,17 @@ def _describe_plan(engine: Engine) -> dict[str, Any]:
                 "library": PLUGIN_LIBRARY if p["name"] == PLUGIN_OP else BUILTIN_PLUGIN_LIBRARY,
                 "built_with": p.get("library")} for p in sidecar.get("plugins") or []]
     tensorrt = sidecar.get("tensorrt") or {}
+    flavour = flavour_of(tensorrt.get("flavour"))
     return {
         "inputs": [tensor(e) for e in io["inputs"]],
         "outputs": [tensor(e) for e in io["outputs"]],
         "plugins": plugins,
         "versions": {"built_by": sidecar.get("built_by"), "tensorrt": tensorrt.get("version")},
-        "plan": {"sidecar": plan_sidecar_path(path), "precision": sidecar.get("precision"),
-                 "gpu": sidecar.get("gpu"), "built_at": sidecar.get("built_at"), "onnx": sidecar.get("onnx")},
+        "plan": {"sidecar": plan_sidecar_path(path), "flavour": flavour.key, "flavour_name": flavour.name,
+                 "precision": sidecar.get("precision"), "targets": sidecar.get("targets"),
+                 "built_without_gpu": sidecar.get("built_without_gpu"), "gpu": sidecar.get("gpu"),
+                 "deform": sidecar.get("deform"), "layers": sidecar.get("layers"), "built_at": sidecar.get("built_at"),
+                 "onnx": sidecar.get("onnx")},
     }
 
 
@@ -136,11 +141,19 @@ def format_description(described: dict[str, Any]) -> list[str]:
     lines = [f"{d['path']}: {'TensorRT plan' if plan else 'ONNX model'}, {d['kind']} model: {d['description']}"
              + (", UNTRAINED weights" if d["untrained"] else "")]
     if plan:
-        gpu = plan["gpu"] or {}
-        lines.append(f"plan: {plan['precision']}, TensorRT {versions['tensorrt']}, for {gpu.get('name')} (compute "
-                     f"capability {gpu.get('compute_capability')}); built by vqa-rt {versions['built_by']} at "
-                     f"{plan['built_at']} from {(plan['onnx'] or {}).get('path')}, exported by vqa-rt "
+        gpu = plan["gpu"]
+        where = ("ahead of time, without a GPU; compiled for the GPU when loaded" if plan["built_without_gpu"]
+                 else f"on {gpu['name']}" if gpu else "on an unrecorded GPU")
+        lines.append(f"plan: {plan['precision']}, {plan['flavour_name']} {versions['tensorrt']}, for "
+                     f"{', '.join(plan['targets'] or ['?'])} (built {where}); built by vqa-rt {versions['built_by']} "
+                     f"at {plan['built_at']} from {(plan['onnx'] or {}).get('path')}, exported by vqa-rt "
                      f"{versions['exported_by']}")
+        layers = plan["layers"] or {}
+        lines.append(f"layers: {layers.get('count')} ("
+                     + ", ".join(f"{n} with {p} outputs" for p, n in (layers.get("output_precisions") or {}).items())
+                     + "); by type: " + ", ".join(f"{t} {n}" for t, n in (layers.get("types") or {}).items()))
+        if plan["deform"]:
+            lines.append(f"DeformConv: {plan['deform']}")
     else:
         lines.append(f"exported by vqa-rt {versions['exported_by']}, ONNX opset {versions['opset']}")
     for role in ("inputs", "outputs"):

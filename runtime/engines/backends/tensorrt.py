@@ -26,26 +26,18 @@ import numpy as np
 
 from vqa_rt.errors import BackendUnavailableError, InputError, ModelError
 from vqa_rt.runtime.engines.backends.base import Runner, TensorInfo
+from vqa_rt.runtime.engines.backends.trt_flavours import RTX, Flavour, flavour_of, import_flavour, target_name
 from vqa_rt.runtime.engines.metadata import plan_sidecar_path, read_plan_sidecar
+from vqa_rt.runtime.engines.native.cuda_probe import probe_driver
 from vqa_rt.runtime.engines.native.libraries import (
     PLUGIN_NAMESPACE,
     find_plugin,
     register_builtin_plugins,
     register_plugin,
 )
+from vqa_rt.runtime.outputs import open_atomic
 
-INSTALL_HINT = "install it with pip install 'vqa-rt[gpu]' on a machine with an NVIDIA GPU and driver"
-
-
-def import_tensorrt():
-    """The ``tensorrt`` module, or :class:`BackendUnavailableError` saying why it cannot be imported."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:  # absent, or bindings present without TensorRT's libraries (libnvinfer)
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BackendUnavailableError(f"TensorRT is not available (import tensorrt: {detail}); "
-                                      f"{INSTALL_HINT}") from None
-    return trt
+PYCUDA_HINT = "install it with pip install pycuda on the machine with the NVIDIA GPU"
 
 
 def import_pycuda():
@@ -54,7 +46,7 @@ def import_pycuda():
         import pycuda.driver as cuda
     except ImportError as exc:
         raise BackendUnavailableError(f"pycuda is not available ({exc}); the TensorRT runner uses it for device "
-                                      f"memory and streams; {INSTALL_HINT}") from None
+                                      f"memory and streams; {PYCUDA_HINT}") from None
     return cuda
 
 
@@ -69,11 +61,13 @@ def release(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def make_logger(trt, verbose: bool = False):
-    """A ``trt.ILogger`` that prints warnings and errors (and info with ``verbose``) to stderr as
-    ``[TensorRT] ...`` and keeps the error messages in ``.errors`` for the exceptions it explains."""
+def make_logger(trt, verbose: bool = False, echo: bool = True):
+    """A ``trt.ILogger`` that prints warnings and errors (with ``echo``; and info with ``verbose``) to stderr as
+    ``[TensorRT] ...``, keeps the error messages in ``.errors`` for the exceptions it explains and the warnings
+    in ``.warnings``, and keeps the builder's detailed layer log (the message starting ``Layers:``) in
+    ``.layer_log``."""
     severity = trt.ILogger.Severity
-    threshold = int(severity.INFO if verbose else severity.WARNING)
+    threshold = int(severity.INFO if verbose else severity.WARNING) if verbose or echo else -1
     labels = {int(severity.INTERNAL_ERROR): "internal error", int(severity.ERROR): "error",
               int(severity.WARNING): "warning", int(severity.INFO): "info", int(severity.VERBOSE): "verbose"}
 
@@ -81,11 +75,17 @@ def make_logger(trt, verbose: bool = False):
         def __init__(self):
             trt.ILogger.__init__(self)
             self.errors: list[str] = []
+            self.warnings: list[str] = []
+            self.layer_log: str | None = None
 
         def log(self, level, message):
             level = int(level)
             if level <= int(severity.ERROR):
                 self.errors.append(message)
+            elif level == int(severity.WARNING) and message not in self.warnings:
+                self.warnings.append(message)
+            if message.startswith("Layers:"):
+                self.layer_log = message
             if level <= threshold:
                 print(f"[TensorRT] {labels.get(level, level)}: {message}", file=sys.stderr)
 
@@ -112,26 +112,57 @@ def start_tensorrt(trt, logger, kind: str = "Runtime"):
                                   "see `vqa-rt doctor` for the GPU, driver and CUDA versions")
 
 
+def plan_flavour(sidecar: dict[str, Any] | None) -> Flavour:
+    """The TensorRT flavour that built a plan, as its sidecar records it."""
+    return flavour_of(((sidecar or {}).get("tensorrt") or {}).get("flavour"))
+
+
 def plan_mismatches(sidecar: dict[str, Any], trt_version: str, gpu_name: str | None = None,
                     compute_capability: str | None = None) -> tuple[list[str], list[str]]:
     """(errors, warnings) comparing where a plan was built (its sidecar) with the TensorRT and GPU here.
 
-    A plan runs only on the TensorRT release that built it and on GPUs of the same compute
-    capability; another GPU model of the same capability works but was not tuned for.
+    A plan runs only on the release of the flavour that built it. A full TensorRT plan runs on GPUs of
+    the compute capability it was built on (another model of the same capability works but was not
+    tuned for); a TensorRT for RTX plan runs on GPUs of the targets it was built for.
     """
     errors, warnings = [], []
+    flavour = plan_flavour(sidecar)
     built = (sidecar.get("tensorrt") or {}).get("version")
     if built and release(built) != release(trt_version):
-        errors.append(f"it was built with TensorRT {built} and this is TensorRT {trt_version}")
+        errors.append(f"it was built with {flavour.describe(built)} and this is {flavour.describe(trt_version)}")
+    if not compute_capability:
+        return errors, warnings
+    here = f"this GPU is {gpu_name} ({target_name(compute_capability)})"
+    targets = sidecar.get("targets")
     built_gpu = sidecar.get("gpu") or {}
     built_cc, built_name = built_gpu.get("compute_capability"), built_gpu.get("name")
-    if compute_capability and built_cc and built_cc != compute_capability:
-        errors.append(f"it was built for {built_name} (compute capability {built_cc}) and this GPU is "
-                      f"{gpu_name} (compute capability {compute_capability})")
-    elif gpu_name and built_name and built_name != gpu_name:
+    if targets and target_name(compute_capability) not in targets:
+        errors.append(f"it was built for {', '.join(targets)} and {here}")
+    elif not targets and built_cc and built_cc != compute_capability:
+        errors.append(f"it was built for {built_name} ({target_name(built_cc)}) and {here}")
+    elif gpu_name and built_name and built_name != gpu_name and not sidecar.get("built_without_gpu"):
         warnings.append(f"it was built on {built_name} and runs on {gpu_name} (same compute capability; "
                         "rebuild it here for the best speed)")
     return errors, warnings
+
+
+def runtime_cache_path(plan: str) -> str:
+    """Where a TensorRT for RTX plan's runtime cache is kept: ``fr.plan`` -> ``fr.plan.runtime-cache``."""
+    return f"{plan}.runtime-cache"
+
+
+def _invalidity(trt, runtime, data: bytes) -> str:
+    """Why the runtime cannot run ``data`` on this GPU, from TensorRT for RTX's own check (empty where it finds
+    none, and for full TensorRT, which has no such check)."""
+    check = getattr(runtime, "get_engine_validity", None)
+    if check is None:
+        return ""
+    validity, diagnostics = check(data)
+    if validity != trt.EngineValidity.INVALID:
+        return ""
+    reasons = [name.lower().replace("_", " ") for name, flag in trt.EngineInvalidityDiagnostics.__members__.items()
+               if int(diagnostics) & int(flag)]
+    return ", ".join(reasons) or "invalid plan"
 
 
 def _rebuild_hint(path: str) -> str:
@@ -171,13 +202,14 @@ class TensorRTRunner(Runner):
         if sidecar is None and os.path.isfile(plan_sidecar_path(path)):
             sidecar = read_plan_sidecar(path)
         self.sidecar = sidecar
-        self.trt = import_tensorrt()
-        self.cuda = import_pycuda()
+        self.flavour = plan_flavour(sidecar)
+        try:
+            self.trt = import_flavour(self.flavour)
+        except BackendUnavailableError as exc:
+            raise BackendUnavailableError(f"{path}: {self.built_with()}: {exc}") from None
         self.trt_version = self.trt.__version__
-        if self.sidecar is not None:
-            errors, _ = plan_mismatches(self.sidecar, self.trt_version)
-            if errors:
-                raise ModelError(f"{path}: this plan cannot run here: {'; '.join(errors)}; {_rebuild_hint(path)}")
+        self._check_platform()
+        self.cuda = import_pycuda()
         plugins = (self.sidecar or {}).get("plugins")
         needs_ours = any(p.get("namespace") == PLUGIN_NAMESPACE for p in plugins or [])
         # Without a sidecar we cannot know: load the plugin if it can be found.
@@ -191,13 +223,37 @@ class TensorRTRunner(Runner):
                 pass
         self.needs_builtin_plugins = any(not p.get("namespace") for p in plugins or [])
         precision = (self.sidecar or {}).get("precision")
-        self.name = f"tensorrt-{precision}" if precision else "tensorrt"
+        prefix = "tensorrt" if self.flavour.key == "tensorrt" else f"tensorrt-{self.flavour.key}"
+        self.name = f"{prefix}-{precision}" if precision else prefix
         self.logger = make_logger(self.trt, verbose)
-        self._ctx = self._runtime = self._engine = self._context = self._stream = None
+        self._ctx = self._runtime = self._engine = self._context = self._stream = self._runtime_cache = None
         self._inputs: list[TensorInfo] = []
         self._outputs: list[TensorInfo] = []
         self._buffers: dict[str, _Buffer] = {}
         self._lock = threading.Lock()
+
+    def _check_platform(self) -> None:
+        """Refuse, naming both sides, a plan built by another release of its flavour or for other GPUs, and a
+        machine without a usable GPU (the CUDA driver is asked, so this needs neither pycuda nor a context)."""
+        driver = probe_driver()
+        gpu = driver.gpus[0] if driver.gpus else None
+        if self.sidecar is not None:
+            errors, _ = plan_mismatches(self.sidecar, self.trt_version, gpu and gpu.name,
+                                        gpu and gpu.compute_capability)
+            if errors:
+                raise ModelError(f"{self.path}: this plan cannot run here: {'; '.join(errors)}; "
+                                 f"{_rebuild_hint(self.path)}")
+        if gpu is None:
+            raise BackendUnavailableError(f"{self.path}: {self.built_with()} and this machine has no usable CUDA "
+                                          f"GPU ({driver.error})")
+
+    def built_with(self) -> str:
+        """Where the plan came from, as its sidecar says: ``built with TensorRT for RTX 1.7.1 for sm86, sm89``."""
+        sidecar = self.sidecar or {}
+        version = (sidecar.get("tensorrt") or {}).get("version", "an unknown version")
+        targets = sidecar.get("targets") or []
+        return f"the plan was built with {self.flavour.describe(version)}" + (
+            f" for {', '.join(targets)}" if targets else "")
 
     @property
     def stream(self):
@@ -222,11 +278,13 @@ class TensorRTRunner(Runner):
         try:
             cuda.init()
             if cuda.Device.count() == 0:
-                raise BackendUnavailableError("no CUDA GPU visible (the driver reports none)")
+                raise BackendUnavailableError(f"{self.path}: {self.built_with()} and this machine has no CUDA GPU "
+                                              "(the driver reports none)")
             device = cuda.Device(0)
             self._ctx = device.retain_primary_context()
         except cuda.Error as exc:
-            raise BackendUnavailableError(f"no usable CUDA GPU: {exc}") from None
+            raise BackendUnavailableError(f"{self.path}: {self.built_with()} and this machine has no usable "
+                                          f"CUDA GPU ({exc})") from None
         self._ctx.push()
         try:
             self._load(device)
@@ -253,16 +311,18 @@ class TensorRTRunner(Runner):
         self._runtime = start_tensorrt(trt, self.logger)
         with open(path, "rb") as handle:
             data = handle.read()
+        invalid = _invalidity(trt, self._runtime, data)
+        if invalid:
+            raise ModelError(f"{path}: {self.flavour.name} {self.trt_version} says this plan cannot run on {gpu_name} "
+                             f"({target_name(capability)}): {invalid}; {self.built_with()}; {_rebuild_hint(path)}")
         self._engine = self._runtime.deserialize_cuda_engine(data)
         if self._engine is None:
-            built = (self.sidecar or {}).get("tensorrt", {}).get("version", "an unknown TensorRT version")
-            gpu = (self.sidecar or {}).get("gpu", {}).get("name", "an unknown GPU")
             plugin = f"plugin {self.plugin_path}" if self.plugin_path else "no vqa-rt plugin (none found)"
             raise ModelError(
-                f"{path}: TensorRT {self.trt_version} cannot deserialise this plan ({self.logger.last_error()}); "
-                f"it was built with {built} on {gpu}, this is {gpu_name} with {plugin} loaded; {_rebuild_hint(path)}"
-            )
-        self._context = self._engine.create_execution_context()
+                f"{path}: {self.flavour.describe(self.trt_version)} cannot deserialise this plan "
+                f"({self.logger.last_error()}); {self.built_with()}, this is {gpu_name} with {plugin} loaded; "
+                f"{_rebuild_hint(path)}")
+        self._context = self._create_context()
         if self._context is None:
             raise ModelError(f"{path}: TensorRT could not create an execution context ({self.logger.last_error()})")
         self._stream = self.cuda.Stream()
@@ -280,11 +340,38 @@ class TensorRTRunner(Runner):
             is_input = self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (self._inputs if is_input else self._outputs).append(info)
 
+    def _create_context(self):
+        """An execution context; for TensorRT for RTX with its runtime cache (the kernels it compiles for this GPU
+        when the plan is loaded), read from :func:`runtime_cache_path` where an earlier run left one."""
+        if self.flavour is not RTX:
+            return self._engine.create_execution_context()
+        config = self._engine.create_runtime_config()
+        self._runtime_cache = config.create_runtime_cache()
+        cache_file = runtime_cache_path(self.path)
+        if os.path.isfile(cache_file):
+            with open(cache_file, "rb") as handle:
+                if not self._runtime_cache.deserialize(handle.read()):
+                    print(f"vqa-rt: warning: {cache_file}: runtime cache not usable here; compiling afresh",
+                          file=sys.stderr)
+        config.set_runtime_cache(self._runtime_cache)
+        return self._engine.create_execution_context(config)
+
+    def _save_runtime_cache(self) -> None:
+        if self._runtime_cache is None:
+            return
+        cache_file = runtime_cache_path(self.path)
+        try:
+            with open_atomic(cache_file, "wb") as handle:
+                handle.write(memoryview(self._runtime_cache.serialize()))
+        except OSError as exc:  # a read-only plan folder: the next load compiles again
+            print(f"vqa-rt: warning: cannot write the runtime cache {cache_file} ({exc.strerror})", file=sys.stderr)
+
     def _deactivate(self) -> None:
         self._ctx.push()
         try:
             if self._stream is not None:
                 self._stream.synchronize()
+            self._save_runtime_cache()
         finally:
             self.cuda.Context.pop()
         self._release()
@@ -298,7 +385,7 @@ class TensorRTRunner(Runner):
             for buffer in self._buffers.values():
                 buffer.device.free()
             self._buffers.clear()
-            self._context = self._engine = self._runtime = self._stream = None
+            self._context = self._runtime_cache = self._engine = self._runtime = self._stream = None
         finally:
             self.cuda.Context.pop()
             self._ctx.detach()

@@ -101,7 +101,7 @@ def find_kernels_library(explicit: str | os.PathLike | None = None, *, env: Mapp
     return _locate(KERNELS_LIBRARY, KERNELS_ENV, KERNELS_HINT, "kernel library", explicit, env, search_dirs)
 
 
-_registered: dict[str, object] = {}  # plugin library path -> TensorRT's library handle
+_registered: dict[tuple[str, str], object] = {}  # (TensorRT module, plugin library path) -> its library handle
 _lock = threading.Lock()
 
 
@@ -113,12 +113,14 @@ def _creator(trt, spec: PluginSpec):
 
 
 def register_plugin(trt, path: str | None = None) -> str:
-    """Load ``libvqa_trt_plugin.so`` into TensorRT's plugin registry (once per process) and check that
-    it registered ``VqaDeformConv2d``; returns the library's path. ``trt`` is the imported module."""
+    """Load ``libvqa_trt_plugin.so`` into the plugin registry of a TensorRT flavour (once per process and flavour)
+    and check that it registered ``VqaDeformConv2d``; returns the library's path. ``trt`` is the imported module
+    (``tensorrt`` or ``tensorrt_rtx_bindings``)."""
     path = find_plugin(path)
+    key = (trt.__name__, path)
     with _lock:
-        if path in _registered or _creator(trt, VQA_PLUGIN) is not None:
-            _registered.setdefault(path, None)
+        if key in _registered or _creator(trt, VQA_PLUGIN) is not None:
+            _registered.setdefault(key, None)
             return path
         handle = trt.get_plugin_registry().load_library(path)
         if handle is None:
@@ -129,7 +131,7 @@ def register_plugin(trt, path: str | None = None) -> str:
         if _creator(trt, VQA_PLUGIN) is None:
             raise BackendUnavailableError(f"{path} loaded but registered no {VQA_PLUGIN.describe()}: "
                                           f"not the vqa-rt plugin, or an older build; {BUILD_HINT}")
-        _registered[path] = handle
+        _registered[key] = handle
     return path
 
 

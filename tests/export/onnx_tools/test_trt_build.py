@@ -1,289 +1,262 @@
-"""The engine build's graph steps and pure parts, on the CPU: DeformConv -> plugin rewrite,
-FP16 conversion (checked on ONNX Runtime CPU), Q/DQ checks, profile derivation, parser
-error and layer report formatting, and the clear failure where TensorRT is absent."""
+"""Real TensorRT plans, built with no GPU by TensorRT for RTX (pip 'vqa-rt[rtx]'): FR (decomposed DeformConv, and
+the plugin where it is built), NR tiny and the QP-map model, FP32/FP16/int8, several targets per plan. Each plan's
+sidecar and I/O tensors are checked against the ONNX graph; every request that cannot be built is one error and
+leaves nothing written."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-from vqa_rt.errors import BackendUnavailableError, EngineBuildError, ModelError
-from vqa_rt.export.onnx_tools.trt_build import (
-    BuildOptions,
-    BuildReport,
-    ParserErrorInfo,
-    ShapeRange,
-    build_engine,
-    check_quantized,
-    convert_to_fp16,
-    count_deform_conv,
-    derive_profile,
-    format_parser_error,
-    format_parser_errors,
-    graph_input_shapes,
-    prepare_graph,
-    rewrite_deform_conv,
-    summarize_layers,
-)
-from vqa_rt.runtime.engines.metadata import onnx_metadata
+from vqa_rt.errors import BackendUnavailableError, EngineBuildError, InputError, ModelError
+from vqa_rt.export.onnx_tools.quantize import quantize_onnx
+from vqa_rt.export.onnx_tools.trt_build import BuildOptions, build_engine
+from vqa_rt.export.onnx_tools.trt_profile import ShapeRange
+from vqa_rt.export.onnx_tools.trt_report import report_path
+from vqa_rt.export.onnx_tools.trt_targets import choose_platform
+from vqa_rt.runtime.engines.backends import trt_flavours
+from vqa_rt.runtime.engines.backends.trt_flavours import RTX_LIBRARY, ensure_rtx_library_link
+from vqa_rt.runtime.engines.metadata import PLAN_FORMAT_VERSION, onnx_metadata, plan_sidecar_path
+from vqa_rt.runtime.engines.native.libraries import find_plugin
 
-FP16_TOLERANCE = 5e-3  # max |fp16 - fp32| / max |fp32| per output on ORT CPU (seen: ~3e-4)
-TENSORRT_IMPORTABLE = importlib.util.find_spec("tensorrt") is not None
+RTX_INSTALLED = importlib.util.find_spec("tensorrt_rtx_bindings") is not None
+needs_rtx = pytest.mark.skipif(not RTX_INSTALLED, reason="TensorRT for RTX is not installed: pip install 'vqa-rt[rtx]'")
+SMALL = ShapeRange((64, 64), (320, 240), (640, 480), 1, 1, 2)  # keeps the FR builds quick
 
 
-def deform_model(inputs=("x", "w", "offset", "b", "mask"), **attributes) -> onnx.ModelProto:
-    """One DeformConv node (3x3, 2 offset groups) whose graph inputs are the non-empty names in ``inputs``."""
-    shapes = {"x": (1, 4, 6, 6), "w": (2, 4, 3, 3), "offset": (1, 36, 6, 6), "b": (2,), "mask": (1, 18, 6, 6)}
-    attributes = {"pads": [1, 1, 1, 1], "offset_group": 2, "strides": [1, 1], **attributes}
-    node = helper.make_node("DeformConv", list(inputs), ["y"], name="fuse/deform", **attributes)
-    graph = helper.make_graph(
-        [node], "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n]) for n in inputs if n],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 2, 6, 6))],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)], ir_version=10)
+def plugin_or_none() -> str | None:
+    try:
+        return find_plugin()
+    except BackendUnavailableError:
+        return None
 
 
-def attrs(node) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+@pytest.fixture(scope="module")
+def nr_int8(nr_export, tmp_path_factory) -> str:
+    """The tiny NR model with int8 Q/DQ from vqa-rt's quantizer (calibrated on seeded random frames)."""
+    path = str(tmp_path_factory.mktemp("nr_int8") / "nr_int8.onnx")
+    frames = np.random.default_rng(3).random((8, 3, 32, 32), dtype=np.float32)
+    quantize_onnx(nr_export.path, path, "int8", "pixels", frames)
+    return path
 
 
-# ---------------------------------------------------------------- DeformConv -> VqaDeformConv2d
+def onnx_io(path: str) -> dict[str, list[dict]]:
+    """The graph's inputs and outputs as a plan's sidecar records them (TensorRT dtype names, -1 when dynamic)."""
+    model = onnx.load(path, load_external_data=False)
+    weights = {t.name for t in model.graph.initializer}
+    names = {TensorProto.FLOAT: "FLOAT", TensorProto.FLOAT16: "HALF", TensorProto.INT64: "INT64"}
 
-def test_rewrite_makes_plugin_nodes_and_keeps_inputs_and_attributes():
-    model = deform_model(kernel_shape=[3, 3], dilations=[1, 1], group=1)
-    rewritten, count = rewrite_deform_conv(model)
-    assert count == 1
-    node = rewritten.graph.node[0]
-    assert (node.op_type, node.domain, node.name) == ("VqaDeformConv2d", "vqa_rt", "fuse/deform")
-    assert list(node.input) == ["x", "w", "offset", "b", "mask"] and list(node.output) == ["y"]
-    assert attrs(node) == {"pads": [1, 1, 1, 1], "offset_group": 2, "strides": [1, 1], "kernel_shape": [3, 3],
-                           "dilations": [1, 1], "group": 1, "plugin_namespace": b"vqa_rt", "plugin_version": b"1"}
-    assert ("vqa_rt", 1) in [(o.domain, o.version) for o in rewritten.opset_import]
-    onnx.checker.check_model(rewritten)
-    assert model.graph.node[0].op_type == "DeformConv"  # the input model is not modified
+    def entry(value):
+        kind = value.type.tensor_type
+        return {"name": value.name, "dtype": names[kind.elem_type],
+                "shape": [d.dim_value if d.HasField("dim_value") else -1 for d in kind.shape.dim]}
+
+    return {"inputs": [entry(v) for v in model.graph.input if v.name not in weights],
+            "outputs": [entry(v) for v in model.graph.output]}
 
 
-@pytest.mark.parametrize("inputs, kept", [
-    (("x", "w", "offset", "", "mask"), ["x", "w", "offset", "mask"]),  # no bias: the 4-D fourth input is the mask
-    (("x", "w", "offset", "b", ""), ["x", "w", "offset", "b"]),
-    (("x", "w", "offset"), ["x", "w", "offset"]),
+def check_plan(plan: str, onnx_path: str, precision: str, targets: list[str], deform: str | None) -> dict:
+    """The plan exists and its sidecar and report say what was built, I/O equal to the ONNX graph's."""
+    assert os.path.getsize(plan) > 100_000
+    sidecar = json.loads(open(plan_sidecar_path(plan)).read())
+    assert sidecar["format_version"] == PLAN_FORMAT_VERSION
+    assert sidecar["tensorrt"]["flavour"] == "rtx" and sidecar["tensorrt"]["name"] == "TensorRT for RTX"
+    assert sidecar["tensorrt"]["version"] == __import__("tensorrt_rtx_bindings").__version__
+    assert sidecar["targets"] == targets and sidecar["built_without_gpu"] is True and sidecar["gpu"] is None
+    assert sidecar["precision"] == precision and sidecar["deform"] == deform
+    assert sidecar["metadata"] == onnx_metadata(onnx.load(onnx_path, load_external_data=False))
+    assert sidecar["io"] == onnx_io(onnx_path)
+    for name, shapes in sidecar["profile"].items():
+        assert len(shapes["min"]) == len(next(e["shape"] for e in sidecar["io"]["inputs"] if e["name"] == name))
+    layers = sidecar["layers"]
+    assert layers["count"] > 5 and sum(layers["types"].values()) == layers["count"]
+    report = json.loads(open(report_path(plan)).read())
+    assert len(report["layers"]["engine_information"]["Layers"]) == layers["count"]
+    return sidecar
+
+
+@needs_rtx
+@pytest.mark.parametrize("precision, targets", [
+    ("fp32", ["sm80", "sm89"]),
+    ("fp16", ["sm86", "sm120"]),
 ])
-def test_rewrite_drops_absent_optional_inputs(inputs, kept):
-    rewritten, _ = rewrite_deform_conv(deform_model(inputs))
-    assert list(rewritten.graph.node[0].input) == kept
+def test_fr_plans_with_decomposed_deform_conv(fr_export, tmp_path, precision, targets):
+    plan = str(tmp_path / "fr.plan")
+    report = build_engine(fr_export.path, plan, BuildOptions(precision, SMALL, targets=",".join(targets),
+                                                             deform="decomposed"))
+    sidecar = check_plan(plan, fr_export.path, precision, targets, "decomposed")
+    assert sidecar["plugins"] == []
+    if precision == "fp16":
+        assert sidecar["layers"]["output_precisions"].get("FP16", 0) > 0
+    assert "3 DeformConv decomposed into GridSample + MatMul" in report.graph
+    assert sidecar["profile"]["ref"] == {"min": [1, 3, 64, 64], "opt": [1, 3, 240, 320], "max": [2, 3, 480, 640]}
 
 
-def test_rewrite_reaches_subgraphs():
-    branch = helper.make_graph([deform_model().graph.node[0]], "then", [],
-                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    other = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "else", [],
-                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])
-    model = deform_model()
-    model.graph.node.insert(0, helper.make_node("If", ["cond"], ["out"], then_branch=branch, else_branch=other))
-    assert count_deform_conv(model) == 2
-    rewritten, count = rewrite_deform_conv(model)
-    assert count == 2 and count_deform_conv(rewritten) == 0
-
-
-def test_builtin_option_leaves_deform_conv_to_tensorrt():
-    prepared = prepare_graph(deform_model(), "fp32", builtin_deformconv=True)
-    assert prepared.rewritten == 0 and prepared.deform_conv == 1
-    assert prepared.model.graph.node[0].op_type == "DeformConv"
-    assert prepared.plugins() == [{"name": "ModulatedDeformConv2d", "version": "2", "namespace": ""}]
-    ours = prepare_graph(deform_model(), "fp32")
-    assert ours.rewritten == 1 and ours.plugins() == [{"name": "VqaDeformConv2d", "version": "1",
-                                                        "namespace": "vqa_rt"}]
-
-
-def test_exported_fr_model_is_rewritten_whole(fr_export):
-    model = onnx.load(fr_export.path)
-    original = [(list(n.input), attrs(n)) for n in model.graph.node if n.op_type == "DeformConv"]
-    prepared = prepare_graph(model, "fp32")
-    plugin_nodes = [n for n in prepared.model.graph.node if n.op_type == "VqaDeformConv2d"]
-    assert prepared.rewritten == len(original) == len(plugin_nodes) == 3
-    for (inputs, attributes), node in zip(original, plugin_nodes):
-        assert list(node.input) == inputs and len(inputs) == 5  # the FR model's fusions have bias and mask
-        assert {k: v for k, v in attrs(node).items() if not k.startswith("plugin_")} == attributes
-    assert prepared.plugins()[0]["name"] == "VqaDeformConv2d"
-
-
-# ---------------------------------------------------------------- FP16
-
-def _run(model: onnx.ModelProto, feed: dict) -> list[np.ndarray]:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feed)
-
-
-def test_fp16_graph_runs_on_ort_cpu_and_matches_fp32(fr_export):
-    model = onnx.load(fr_export.path)
-    half = convert_to_fp16(model)
-    assert [i.type.tensor_type.elem_type for i in half.graph.input] == [TensorProto.FLOAT] * 4
-    assert [o.type.tensor_type.elem_type for o in half.graph.output] == [TensorProto.FLOAT] * 3
-    assert {t.data_type for t in half.graph.initializer if t.name.endswith("deform.weight")} == {TensorProto.FLOAT16}
-    assert onnx_metadata(half) == onnx_metadata(model)
-    rng = np.random.default_rng(5)
-    ref = rng.standard_normal((2, 3, 96, 128)).astype(np.float32)
-    feed = {"ref": ref, "dist": ref + 0.2 * rng.standard_normal(ref.shape).astype(np.float32),
-            "ref_prev": np.roll(ref, 2, axis=3), "dist_prev": np.roll(ref, 3, axis=2)}
-    for expected, actual in zip(_run(model, feed), _run(half, feed)):
-        assert actual.dtype == np.float32
-        error = np.abs(actual - expected).max() / np.abs(expected).max()
-        assert error <= FP16_TOLERANCE, error
-
-
-def test_fp16_precision_converts_then_rewrites(fr_export):
-    prepared = prepare_graph(onnx.load(fr_export.path), "fp16")
-    assert prepared.fp16_converted and prepared.rewritten == 3
-    assert "converted to FP16" in prepared.describe() and "3 DeformConv -> VqaDeformConv2d" in prepared.describe()
-
-
-# ---------------------------------------------------------------- INT8 / FP8 need explicit Q/DQ
-
-def qdq_model(zero_point_type=TensorProto.INT8, zero_point=0, with_qdq=True) -> onnx.ModelProto:
-    """x -> Q -> DQ -> Conv(w) with a quantized weight behind a DequantizeLinear."""
-    nodes, inits = [], [numpy_helper.from_array(np.ones((2, 1, 1, 1), np.float32), "w")]
-    source = "x"
-    if with_qdq:
-        inits += [numpy_helper.from_array(np.array(0.1, np.float32), "scale"),
-                  helper.make_tensor("zp", zero_point_type, [], [zero_point])]
-        nodes += [helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["xq"], name="q0"),
-                  helper.make_node("DequantizeLinear", ["xq", "scale", "zp"], ["xd"], name="dq0")]
-        source = "xd"
-    nodes.append(helper.make_node("Conv", [source, "w"], ["y"]))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 1, 4, 4))],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 2, 4, 4))], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
-
-
-def test_int8_and_fp8_accept_matching_qdq():
-    summary = check_quantized(qdq_model(), "int8")
-    assert (summary.quantize, summary.dequantize, summary.types) == (1, 1, {"INT8": 2})
-    assert check_quantized(qdq_model(TensorProto.FLOAT8E4M3FN), "fp8").types == {"FLOAT8E4M3FN": 2}
-
-
-@pytest.mark.parametrize("model, precision, message", [
-    (qdq_model(with_qdq=False), "int8", "has none: quantize it first with 'vqa-rt quantize'"),
-    (qdq_model(with_qdq=False), "fp8", "explicitly quantized graph"),
-    (qdq_model(), "fp8", "needs FLOAT8E4M3FN Q/DQ nodes; the graph's are: 2 INT8"),
-    (qdq_model(TensorProto.UINT8, 128), "int8", "asymmetric UINT8"),
-    (qdq_model(TensorProto.INT8, 3), "int8", "symmetric quantization only .*q0, dq0"),
+@needs_rtx
+@pytest.mark.parametrize("precision, targets", [
+    ("fp32", ["sm80", "sm86"]),
+    ("fp16", ["sm75", "sm89"]),
+    ("int8", ["sm86", "sm120"]),
 ])
-def test_quantized_precisions_refuse_graphs_without_usable_qdq(model, precision, message):
-    with pytest.raises(ModelError, match=message):
-        prepare_graph(model, precision)
+def test_nr_tiny_plans(nr_export, nr_int8, tmp_path, precision, targets):
+    source = nr_int8 if precision == "int8" else nr_export.path
+    plan = str(tmp_path / "nr.plan")
+    build_engine(source, plan, BuildOptions(precision, targets=",".join(targets)))
+    sidecar = check_plan(plan, source, precision, targets, None)
+    if precision == "int8":
+        assert sidecar["layers"]["output_precisions"].get("INT8", 0) > 0
 
 
-def test_fp16_refuses_a_quantized_graph():
-    with pytest.raises(ModelError, match="QuantizeLinear/DequantizeLinear.*int8 or fp8"):
-        prepare_graph(qdq_model(), "fp16")
+@needs_rtx
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_qpmap_plans(qpmap_export, tmp_path, precision):
+    plan = str(tmp_path / "qp.plan")
+    build_engine(qpmap_export.path, plan, BuildOptions(precision, targets="sm86,sm89,sm120"))
+    check_plan(plan, qpmap_export.path, precision, ["sm86", "sm89", "sm120"], None)
 
 
-# ---------------------------------------------------------------- optimisation profile
-
-def test_default_profile_from_the_fr_metadata(fr_export):
-    model = onnx.load(fr_export.path, load_external_data=False)
-    metadata = onnx_metadata(model)
-    profile = derive_profile(graph_input_shapes(model), metadata["dynamic_axes"], min_size=metadata["min_size"])
-    assert list(profile) == ["ref", "dist", "ref_prev", "dist_prev"]
-    for shapes in profile.values():
-        assert (shapes.min, shapes.opt, shapes.max) == ((1, 3, 360, 640), (1, 3, 1080, 1920), (4, 3, 2160, 3840))
-    assert profile["ref"].describe() == "[1..1..4]x3x[360..1080..2160]x[640..1920..3840]"
-    small = ShapeRange((64, 64), (128, 96), (256, 192), 1, 2, 2)
-    assert derive_profile(graph_input_shapes(model), metadata["dynamic_axes"], small)["dist"].opt == (2, 3, 96, 128)
+@needs_rtx
+@pytest.mark.skipif(plugin_or_none() is None, reason="libvqa_trt_plugin.so is not built (it needs the TensorRT "
+                    "headers: make kernels TENSORRT_ROOT=...; CI has none)")
+def test_fr_plan_with_the_vqa_rt_plugin(fr_export, tmp_path):
+    plan = str(tmp_path / "fr.plan")
+    report = build_engine(fr_export.path, plan, BuildOptions("fp16", SMALL, targets="sm89"))  # auto: the plugin
+    sidecar = check_plan(plan, fr_export.path, "fp16", ["sm89"], "plugin")
+    assert [p["name"] for p in sidecar["plugins"]] == ["VqaDeformConv2d"]
+    assert sidecar["plugins"][0]["library"] == plugin_or_none()
+    assert "3 DeformConv -> VqaDeformConv2d" in report.graph
 
 
-def test_profile_uses_graph_dimension_names_without_metadata():
-    shapes = {"rgb": ["batch", 3, "height", "width"]}
-    assert derive_profile(shapes, {})["rgb"].max == (4, 3, 2160, 3840)
+@needs_rtx
+def test_auto_deform_without_the_plugin_decomposes_and_says_why(fr_export, tmp_path, monkeypatch):
+    monkeypatch.setenv("VQA_RT_PLUGIN", str(tmp_path / "absent" / "libvqa_trt_plugin.so"))
+    plan = str(tmp_path / "fr.plan")
+    report = build_engine(fr_export.path, plan, BuildOptions("fp32", SMALL, targets="sm86"))
+    assert report.sidecar["deform"] == "decomposed"
+    assert any("plugin not found" in note and "decomposed" in note for note in report.notes)
 
 
-@pytest.mark.parametrize("shapes, axes, shape_range, min_size, message", [
-    ({"x": ["n", 3, "h", "w"]}, {}, ShapeRange(), 1, "dynamic axis 0 \\(n\\).*batch, height, width"),
-    ({"x": [None, 3]}, {}, ShapeRange(), 1, "dynamic axis 0 \\(unnamed\\)"),
-    ({"x": ["batch", 3, "height", "width"]}, {}, ShapeRange(min_size=(32, 32)), 64, "minimum height 32 is below"),
-    ({"x": ["batch"]}, {}, ShapeRange(opt_batch=8), 1, "batch range must satisfy.*1, 8, 4"),
-    ({"x": ["batch"]}, {}, ShapeRange(opt_size=(5000, 1080)), 1, "width range"),
-])
-def test_profile_errors_say_what_is_wrong(shapes, axes, shape_range, min_size, message):
-    with pytest.raises(EngineBuildError, match=message):
-        derive_profile(shapes, axes, shape_range, min_size)
+# ---------------------------------------------------------------- requests that cannot be built
 
+def build_fails(onnx_path, folder, error, match, **options):
+    before = sorted(os.listdir(folder))
+    with pytest.raises(error, match=match):
+        build_engine(onnx_path, os.path.join(folder, "m.plan"), BuildOptions(**options))
+    assert sorted(os.listdir(folder)) == before
 
-# ---------------------------------------------------------------- parser errors and the layer report
-
-def test_parser_errors_name_node_and_op():
-    error = ParserErrorInfo("Plugin not found, are the plugin name, version, and namespace correct?",
-                            "UNSUPPORTED_NODE", 41, "node_deform_conv2d", "VqaDeformConv2d")
-    text = format_parser_error(error)
-    assert text.startswith("node 41 'node_deform_conv2d' (VqaDeformConv2d): UNSUPPORTED_NODE: Plugin not found")
-    assert "make kernels TENSORRT_ROOT" in text and "$VQA_RT_PLUGIN" in text
-    builtin = format_parser_error(ParserErrorInfo("no importer", "UNSUPPORTED_NODE", 3, "d", "DeformConv"))
-    assert "ModulatedDeformConv2d" in builtin
-    assert format_parser_error(ParserErrorInfo("bad file")) == "bad file"
-    line = format_parser_errors("fr.onnx", [error, ParserErrorInfo("second", "INVALID_NODE", 7, "n7", "Conv")])
-    assert line.startswith("fr.onnx: TensorRT's ONNX parser rejected the graph (2 error(s)): node 41")
-    assert "; node 7 'n7' (Conv): INVALID_NODE: second" in line and "\n" not in line
-
-
-def test_layer_summary_counts_types_and_output_precisions():
-    info = {"Layers": [
-        {"Name": "conv1", "LayerType": "CaskConvolution",
-         "Outputs": [{"Name": "a", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}]},
-        {"Name": "deform", "LayerType": "PluginV3",
-         "Outputs": [{"Name": "b", "Format/Datatype": "Row major linear FP16 format"}]},
-        {"Name": "head", "LayerType": "CaskGemm",
-         "Outputs": [{"Name": "c", "Format/Datatype": "Row major linear FP32"}]},
-        {"Name": "q", "LayerType": "Scale", "Outputs": [{"Name": "d", "Format/Datatype": "Row major Int8 format"}]},
-    ], "Bindings": ["ref"]}
-    assert summarize_layers(info) == {"count": 4, "types": {"CaskConvolution": 1, "PluginV3": 1, "CaskGemm": 1,
-                                                            "Scale": 1},
-                                      "output_precisions": {"FP16": 2, "FP32": 1, "INT8": 1}}
-    assert summarize_layers({"Layers": ["conv1", "head"]}) == {"count": 2, "types": {}, "output_precisions": {}}
-
-
-# ---------------------------------------------------------------- the build where TensorRT is absent
 
 def test_build_checks_the_request_before_looking_for_tensorrt(fr_export, tmp_path):
     with pytest.raises(EngineBuildError, match="must end in .plan"):
         build_engine(fr_export.path, str(tmp_path / "fr.engine"))
-    with pytest.raises(ModelError, match="fr.onnx: --precision int8 needs an explicitly quantized graph"):
-        build_engine(fr_export.path, str(tmp_path / "fr.plan"), BuildOptions(precision="int8"))
-    assert list(tmp_path.iterdir()) == []
+    build_fails(fr_export.path, tmp_path, ModelError, "fr.onnx: --precision int8 needs an explicitly quantized graph",
+                precision="int8", targets="sm86")
+    build_fails(fr_export.path, tmp_path, EngineBuildError, "unknown target 'sm8x'", targets="sm86,sm8x")
+    build_fails(fr_export.path, tmp_path, EngineBuildError, "native .* cannot be combined", targets="native,sm86")
+    build_fails(fr_export.path, tmp_path, EngineBuildError, "full TensorRT builds only for the GPU it runs on",
+                flavour="tensorrt", targets="sm86")
+    with pytest.raises(EngineBuildError, match="FP8 needs compute capability 8.9 or newer .*; sm80, sm86 is older"):
+        choose_platform("auto", "sm80,sm86,sm89", "fp8")
 
 
-@pytest.mark.skipif(TENSORRT_IMPORTABLE, reason="TensorRT is importable here")
-def test_build_without_tensorrt_fails_clearly_and_writes_nothing(fr_export, tmp_path):
-    cache = tmp_path / "timing.cache"
-    with pytest.raises(BackendUnavailableError, match="TensorRT is not available .*pip install 'vqa-rt\\[gpu\\]'"):
-        build_engine(fr_export.path, str(tmp_path / "fr.plan"), BuildOptions(precision="fp16",
-                                                                             timing_cache=str(cache)))
-    assert list(tmp_path.iterdir()) == []
+@needs_rtx
+@pytest.mark.parametrize("options, error, match", [
+    ({"targets": "sm90"}, EngineBuildError, "cannot build sm90 .*full TensorRT on such a GPU"),
+    ({"targets": "sm70"}, EngineBuildError, "cannot build sm70; it builds sm75, sm80"),
+    ({"targets": "sm86", "deform": "builtin"}, EngineBuildError, "no built-in DeformConv plugin"),
+    ({"targets": "sm86", "deform": "sideways"}, EngineBuildError, "unknown --deform 'sideways'"),
+])
+def test_fr_requests_rtx_cannot_build(fr_export, tmp_path, options, error, match):
+    build_fails(fr_export.path, tmp_path, error, match, **options)
 
 
-def test_build_report_summary_lines(tmp_path):
-    plan = tmp_path / "fr.plan"
-    plan.write_bytes(b"\0" * (3 << 20))  # stands in for the plan's size only
-    profile = {"min": [1, 3, 360, 640], "opt": [1, 3, 1080, 1920], "max": [4, 3, 2160, 3840]}
-    sidecar = {"precision": "fp16", "tensorrt": {"version": "10.13.3.9"},
-               "gpu": {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"},
-               "profile": {"ref": profile, "dist": profile, "rgb": dict(profile, max=[2, 3, 2160, 3840])},
-               "plugins": [{"name": "VqaDeformConv2d", "version": "1", "namespace": "vqa_rt"}]}
-    layers = {"count": 5, "types": {}, "output_precisions": {"FP16": 4, "FP32": 1}}
-    report = BuildReport(str(plan), sidecar, layers, 12.34, "converted to FP16", "cache.bin", ["a note"])
-    lines = report.summary()
-    assert lines[0] == (f"built {plan} in 12.3 s: TensorRT 10.13.3.9, fp16, NVIDIA H100 80GB HBM3 "
-                        "(compute capability 9.0), 3 MiB")
-    assert lines[2] == ("profile: ref, dist [1..1..4]x3x[360..1080..2160]x[640..1920..3840]; "
-                        "rgb [1..1..2]x3x[360..1080..2160]x[640..1920..3840]")
-    assert lines[3:7] == ["layers: 5, 4 with FP16 outputs, 1 with FP32 outputs", "needs plugin(s): VqaDeformConv2d v1",
-                          "timing cache: cache.bin", "note: a note"]
-    assert lines[-1].endswith("fr.plan.json, " + str(plan) + ".report.json")
-    assert report.to_dict()["seconds"] == 12.34 and report.to_dict()["precision"] == "fp16"
+@needs_rtx
+def test_sm75_fp32_matrix_multiplies_are_refused_with_the_way_out(nr_export, tmp_path):
+    build_fails(nr_export.path, tmp_path, EngineBuildError, "FP32 GEMM is not supported.*--precision fp16",
+                targets="sm75")
+
+
+def test_no_gpu_and_no_target_asks_for_targets(qpmap_export, tmp_path):
+    from vqa_rt.runtime.engines.native.cuda_probe import probe_driver
+
+    if probe_driver().gpus:
+        pytest.skip("a GPU is visible: the default is a native build")
+    build_fails(qpmap_export.path, tmp_path, EngineBuildError, "needs a visible NVIDIA GPU .*--target sm80,sm86")
+    build_fails(qpmap_export.path, tmp_path, EngineBuildError, "--target native needs a visible NVIDIA GPU",
+                targets="native")
+
+
+@needs_rtx
+def test_an_op_tensorrt_cannot_import_is_named_with_its_node(qpmap_export, tmp_path):
+    model = onnx.load(qpmap_export.path)
+    last = model.graph.output[0].name
+    model.graph.node.append(helper.make_node("Frobnicate", [last], ["frobbed"], name="odd/frob", domain="example"))
+    model.graph.output[0].name = "frobbed"
+    model.opset_import.append(helper.make_opsetid("example", 1))
+    odd = str(tmp_path / "odd.onnx")
+    onnx.save(model, odd)
+    build_fails(odd, tmp_path, EngineBuildError, "odd.onnx: TensorRT's ONNX parser rejected the graph .*'odd/frob' "
+                "\\(Frobnicate\\)", targets="sm86")
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"\x08\x07garbage that is not protobuf" * 10, "not a valid ONNX model"),
+    (None, "not a vqa-rt model"),
+])
+def test_corrupt_or_foreign_onnx_is_one_error(tmp_path, content, match):
+    path = tmp_path / "m.onnx"
+    if content is None:  # a valid ONNX file that vqa-rt did not export
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 3))],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 3))])
+        onnx.save(helper.make_model(graph), path)
+    else:
+        path.write_bytes(content)
+    build_fails(str(path), tmp_path, ModelError, match, targets="sm86")
+
+
+def test_an_output_that_is_the_input_is_refused(qpmap_export, tmp_path):
+    plan = tmp_path / "qp.plan"
+    plan.symlink_to(qpmap_export.path)
+    with pytest.raises(InputError, match="qp.plan: this output is the input"):
+        build_engine(qpmap_export.path, str(plan), BuildOptions(targets="sm86"))
+    assert plan.is_symlink() and os.readlink(plan) == qpmap_export.path
+    with pytest.raises(InputError, match="written twice"):
+        build_engine(qpmap_export.path, str(tmp_path / "b.plan"),
+                     BuildOptions(targets="sm86", timing_cache=str(tmp_path / "b.plan.json")))
+
+
+# ---------------------------------------------------------------- the RTX parser's library link
+
+def test_the_rtx_library_link_is_made_beside_the_library(tmp_path):
+    (tmp_path / f"{RTX_LIBRARY}.1").write_bytes(b"stands in for the library")
+    ensure_rtx_library_link(str(tmp_path))
+    assert os.readlink(tmp_path / RTX_LIBRARY) == f"{RTX_LIBRARY}.1"
+    ensure_rtx_library_link(str(tmp_path))  # already there: nothing to do
+
+
+def test_a_link_that_cannot_be_made_is_one_error_saying_the_command(tmp_path, monkeypatch):
+    (tmp_path / f"{RTX_LIBRARY}.1").write_bytes(b"stands in for the library")
+
+    def refuse(*_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(trt_flavours.os, "symlink", refuse)
+    with pytest.raises(BackendUnavailableError, match=f"cannot be made here \\(Permission denied\\); run `ln -s "
+                       f"{RTX_LIBRARY}.1 {tmp_path}/{RTX_LIBRARY}`"):
+        ensure_rtx_library_link(str(tmp_path))
+
+
+@needs_rtx
+def test_importing_the_rtx_flavour_leaves_the_link_in_place():
+    import tensorrt_rtx_libs
+
+    trt_flavours.import_flavour(trt_flavours.RTX)
+    folder = os.path.dirname(tensorrt_rtx_libs.__file__)
+    assert os.path.realpath(os.path.join(folder, RTX_LIBRARY)) == os.path.realpath(
+        os.path.join(folder, f"{RTX_LIBRARY}.1"))

@@ -1,7 +1,8 @@
-"""The TensorRT runner and plans: sidecar metadata and compatibility checks on the CPU;
-on a GPU with TensorRT and the plugin built, plans built from a small exported FR model
-against ONNX Runtime CPU (FP32 relative error <= 1e-4, FP16 <= 2e-2 on the scores), also
-scored with GPU pre-processing (libvqa_kernels) against the ONNX file scored on the CPU."""
+"""The TensorRT runner and plans: sidecar metadata and compatibility checks on the CPU, and a real TensorRT for
+RTX plan refused with one line where there is no GPU; on a GPU with a TensorRT flavour (full or RTX; the plugin
+where a plan needs it), plans built from a small exported FR model against ONNX Runtime CPU (FP32 relative
+error <= 1e-4, FP16 <= 2e-2 on the scores), also scored with GPU pre-processing (libvqa_kernels) against the
+ONNX file scored on the CPU."""
 
 from __future__ import annotations
 
@@ -22,13 +23,22 @@ from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.engines.runners import open_runner
 
 TENSORRT_IMPORTABLE = importlib.util.find_spec("tensorrt") is not None
+RTX_INSTALLED = importlib.util.find_spec("tensorrt_rtx_bindings") is not None
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}  # max |trt - ort| / max |ort| per output
 
 
 def sidecar(metadata=None, trt="10.13.3.9", gpu=("NVIDIA H100 80GB HBM3", "9.0"), plugins=None) -> dict:
+    """A full TensorRT plan's sidecar, built on ``gpu``."""
     return {"format": PLAN_FORMAT, "format_version": PLAN_FORMAT_VERSION, "metadata": metadata or {},
-            "precision": "fp16", "tensorrt": {"version": trt}, "gpu": {"name": gpu[0], "compute_capability": gpu[1]},
-            "plugins": plugins or []}
+            "precision": "fp16", "tensorrt": {"flavour": "tensorrt", "name": "TensorRT", "version": trt},
+            "targets": ["sm" + gpu[1].replace(".", "")], "built_without_gpu": False,
+            "gpu": {"name": gpu[0], "compute_capability": gpu[1]}, "plugins": plugins or []}
+
+
+def rtx_sidecar(targets=("sm80", "sm89"), version="1.7.1.116") -> dict:
+    """A TensorRT for RTX plan's sidecar, built ahead of time for ``targets``."""
+    return dict(sidecar(), tensorrt={"flavour": "rtx", "name": "TensorRT for RTX", "version": version},
+                targets=list(targets), built_without_gpu=True, gpu=None)
 
 
 @pytest.fixture
@@ -91,14 +101,46 @@ def test_release_and_plan_mismatches():
     errors, _ = plan_mismatches(built, "10.16.1.11")
     assert errors == ["it was built with TensorRT 10.13.3.9 and this is TensorRT 10.16.1.11"]
     errors, _ = plan_mismatches(built, "10.13.3.9", "NVIDIA A100-SXM4-80GB", "8.0")
-    assert "built for NVIDIA H100 80GB HBM3 (compute capability 9.0)" in errors[0] and "8.0" in errors[0]
+    assert errors == ["it was built for sm90 and this GPU is NVIDIA A100-SXM4-80GB (sm80)"]
     errors, warnings = plan_mismatches(built, "10.13.3.9", "NVIDIA H100 PCIe", "9.0")
     assert errors == [] and "rebuild it here for the best speed" in warnings[0]
 
 
+def test_rtx_plans_run_on_the_targets_they_were_built_for():
+    built = rtx_sidecar()
+    assert plan_mismatches(built, "1.7.1.116", "NVIDIA L4", "8.9") == ([], [])  # ahead of time: no tuning warning
+    errors, _ = plan_mismatches(built, "1.7.1.116", "NVIDIA H200", "9.0")
+    assert errors == ["it was built for sm80, sm89 and this GPU is NVIDIA H200 (sm90)"]
+    errors, _ = plan_mismatches(built, "1.6.1.120", "NVIDIA L4", "8.9")
+    assert errors == ["it was built with TensorRT for RTX 1.7.1.116 and this is TensorRT for RTX 1.6.1.120"]
+
+
+@pytest.mark.skipif(not RTX_INSTALLED, reason="TensorRT for RTX is not installed: pip install 'vqa-rt[rtx]'")
+def test_a_real_rtx_plan_without_a_gpu_is_one_line_naming_both_sides(qpmap_export, tmp_path, cli):
+    from vqa_rt.export.onnx_tools.trt_build import BuildOptions, build_engine
+    from vqa_rt.runtime.engines.native.cuda_probe import probe_driver
+
+    driver = probe_driver()
+    if driver.gpus:
+        pytest.skip("a GPU is visible here")
+    plan = str(tmp_path / "qp.plan")
+    build_engine(qpmap_export.path, plan, BuildOptions(targets="sm86,sm120"))
+    frames = tmp_path / "in.yuv"
+    frames.write_bytes(np.random.default_rng(0).integers(0, 256, 2 * 64 * 64 * 3 // 2, dtype=np.uint8).tobytes())
+    before = sorted(os.listdir(tmp_path))
+    run = cli("qpmap", "--engine", plan, "-i", frames, "-w", 64, "-h", 64, "-o", tmp_path / "qp.npy")
+    assert run.returncode == 2
+    assert run.stderr.decode().splitlines() == [
+        f"vqa-rt: error: {plan}: the plan was built with TensorRT for RTX "
+        f"{__import__('tensorrt_rtx_bindings').__version__} for sm86, sm120 and this machine has no usable CUDA GPU "
+        f"({driver.error})"]
+    assert sorted(os.listdir(tmp_path)) == before
+
+
 @pytest.mark.skipif(TENSORRT_IMPORTABLE, reason="TensorRT is importable here")
 def test_plan_runner_without_tensorrt_is_a_clear_error(plan_files):
-    with pytest.raises(BackendUnavailableError, match="TensorRT is not available"):
+    with pytest.raises(BackendUnavailableError, match="fr.plan: the plan was built with TensorRT 10.13.3.9 for "
+                       "sm90: TensorRT is not available"):
         open_runner(resolve_engine(plan_files()))
 
 
@@ -127,27 +169,31 @@ def test_gpu_scorer_without_tensorrt_is_a_clear_error(plan_files, clip):
 
 # ---------------------------------------------------------------- on a GPU
 
-def _require_gpu_stack():
-    """Skip, naming what is missing: a visible GPU, TensorRT, pycuda, the plugin library."""
-    from vqa_rt.runtime.engines.backends.tensorrt import import_pycuda, import_tensorrt
+def _require_gpu_stack(flavour, deform):
+    """Skip, naming what is missing: a visible GPU, the TensorRT flavour, pycuda, the plugin library where the
+    plan needs it."""
+    from vqa_rt.runtime.engines.backends.tensorrt import import_pycuda
+    from vqa_rt.runtime.engines.backends.trt_flavours import import_flavour
     from vqa_rt.runtime.engines.native.cuda_probe import probe_driver
     from vqa_rt.runtime.engines.native.libraries import find_plugin
 
     driver = probe_driver()
     if not driver.gpus:
         pytest.skip(f"no GPU visible: {driver.error}")
-    for probe in (import_tensorrt, import_pycuda, find_plugin):
+    probes = [lambda: import_flavour(flavour), import_pycuda] + ([find_plugin] if deform == "plugin" else [])
+    for probe in probes:
         try:
             probe()
         except BackendUnavailableError as exc:
             pytest.skip(str(exc))
 
 
-def _require_builtin_deform_plugin():
-    from vqa_rt.runtime.engines.backends.tensorrt import import_tensorrt, make_logger
+def _require_builtin_deform_plugin(flavour):
+    from vqa_rt.runtime.engines.backends.tensorrt import make_logger
+    from vqa_rt.runtime.engines.backends.trt_flavours import import_flavour
     from vqa_rt.runtime.engines.native.libraries import BUILTIN_DEFORM_PLUGIN, register_builtin_plugins
 
-    trt = import_tensorrt()
+    trt = import_flavour(flavour)
     register_builtin_plugins(trt, make_logger(trt))
     spec = BUILTIN_DEFORM_PLUGIN
     if trt.get_plugin_registry().get_creator(spec.name, spec.version, spec.namespace) is None:
@@ -155,14 +201,25 @@ def _require_builtin_deform_plugin():
 
 
 SMALL = dict(min_size=(64, 64), opt_size=(128, 96), max_size=(192, 160), opt_batch=2, max_batch=2)
+# name: (flavour, precision, DeformConv handling); full TensorRT plans share one timing cache
+PLAN_BUILDS = {
+    "fp32": ("tensorrt", "fp32", "plugin"),
+    "fp16": ("tensorrt", "fp16", "plugin"),
+    "fp32-builtin": ("tensorrt", "fp32", "builtin"),
+    "fp32-decomposed": ("tensorrt", "fp32", "decomposed"),
+    "rtx-fp32-plugin": ("rtx", "fp32", "plugin"),
+    "rtx-fp32-decomposed": ("rtx", "fp32", "decomposed"),
+    "rtx-fp16-decomposed": ("rtx", "fp16", "decomposed"),
+}
 
 
 @pytest.fixture(scope="module")
 def plans(fr_export, tmp_path_factory):
-    """fp32, fp16 and fp32-with-TensorRT's-own-DeformConv plans of the exported FR model (small profile),
-    sharing one timing cache; built once, lazily."""
-    _require_gpu_stack()
-    from vqa_rt.export.onnx_tools.trt_build import BuildOptions, ShapeRange, build_engine
+    """Plans of the exported FR model (small profile) for the GPU at hand, by :data:`PLAN_BUILDS` name; built once,
+    lazily."""
+    from vqa_rt.export.onnx_tools.trt_build import BuildOptions, build_engine
+    from vqa_rt.export.onnx_tools.trt_profile import ShapeRange
+    from vqa_rt.runtime.engines.backends.trt_flavours import FLAVOURS
 
     folder = tmp_path_factory.mktemp("plans")
     cache = str(folder / "timing.cache")
@@ -170,12 +227,12 @@ def plans(fr_export, tmp_path_factory):
 
     def get(name):
         if name not in built:
-            precision, builtin = {"fp32": ("fp32", False), "fp16": ("fp16", False),
-                                  "fp32-builtin": ("fp32", True)}[name]
-            if builtin:
-                _require_builtin_deform_plugin()
-            options = BuildOptions(precision=precision, shapes=ShapeRange(**SMALL), timing_cache=cache,
-                                   builtin_deformconv=builtin)
+            flavour, precision, deform = PLAN_BUILDS[name]
+            _require_gpu_stack(FLAVOURS[flavour], deform)
+            if deform == "builtin":
+                _require_builtin_deform_plugin(FLAVOURS[flavour])
+            options = BuildOptions(precision=precision, shapes=ShapeRange(**SMALL), flavour=flavour, targets="native",
+                                   deform=deform, timing_cache=cache if flavour == "tensorrt" else None)
             built[name] = build_engine(fr_export.path, str(folder / f"fr-{name}.plan"), options)
         return built[name]
 
@@ -190,16 +247,16 @@ def _feed(batch, height, width, seed):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", ["fp32", "fp16", "fp32-builtin"])
+@pytest.mark.parametrize("name", list(PLAN_BUILDS))
 def test_plan_matches_onnx_runtime_cpu(plans, fr_export, name):
     from vqa_rt.runtime.engines.backends.onnxrt import OnnxRuntimeRunner
     from vqa_rt.runtime.engines.backends.tensorrt import TensorRTRunner
 
     report = plans(name)
     tolerance = TOLERANCE[report.sidecar["precision"]]
-    assert report.sidecar["plugins"][0]["name"] == ("ModulatedDeformConv2d" if "builtin" in name
-                                                    else "VqaDeformConv2d")
-    assert report.layers["count"] > 0
+    plugins = {"builtin": ["ModulatedDeformConv2d"], "plugin": ["VqaDeformConv2d"], "decomposed": []}
+    assert [p["name"] for p in report.sidecar["plugins"]] == plugins[PLAN_BUILDS[name][2]]
+    assert report.sidecar["layers"]["count"] > 0 and report.sidecar["built_without_gpu"] is False
     oracle = OnnxRuntimeRunner(fr_export.path, optimize=False)
     with oracle, TensorRTRunner(report.plan) as runner:
         assert [i.name for i in runner.input_metadata()] == ["ref", "dist", "ref_prev", "dist_prev"]
@@ -221,7 +278,7 @@ def test_timing_cache_is_written_and_reused(plans):
     assert first.timing_cache and second.timing_cache == first.timing_cache
     assert any("reused timing cache" in note for note in second.notes)
     report = json.loads(Path(first.plan + ".report.json").read_text())
-    assert report["layers"]["count"] == first.layers["count"] and report["tensorrt"]["version"]
+    assert report["layers"]["count"] == first.sidecar["layers"]["count"] and report["tensorrt"]["version"]
 
 
 @pytest.mark.gpu
@@ -231,7 +288,7 @@ def test_plan_from_another_tensorrt_is_refused(plans, tmp_path):
     report = plans("fp32")
     plan = str(tmp_path / "old.plan")
     shutil.copy(report.plan, plan)
-    data = dict(report.sidecar, tensorrt={"version": "9.0.0.1"})
+    data = dict(report.sidecar, tensorrt={"flavour": "tensorrt", "version": "9.0.0.1"})
     Path(plan_sidecar_path(plan)).write_text(json.dumps(data))
     with pytest.raises(ModelError, match="built with TensorRT 9.0.0.1 and this is TensorRT .*vqa-rt build-engine"):
         TensorRTRunner(plan)

@@ -12,7 +12,8 @@ import pytest
 
 import vqa_rt
 from vqa_rt.errors import ModelError
-from vqa_rt.export.onnx_tools.trt_build import ShapeRange, derive_profile, graph_input_shapes, prepare_graph
+from vqa_rt.export.onnx_tools.trt_graph import prepare_graph
+from vqa_rt.export.onnx_tools.trt_profile import ShapeRange, derive_profile, graph_input_shapes
 from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata
 from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.tools.inspect import describe_engine, format_description
@@ -94,9 +95,12 @@ def plan_sidecar(onnx_path: str) -> dict:
         "profile": {name: {"min": list(p.min), "opt": list(p.opt), "max": list(p.max)} for name, p in profile.items()},
         "io": {"inputs": [{"name": name, "dtype": "FLOAT", "shape": [-1, 3, -1, -1]} for name in info.inputs],
                "outputs": [{"name": name, "dtype": "FLOAT", "shape": [-1]} for name in info.outputs]},
-        "tensorrt": {"version": "10.13.3.9", "strongly_typed": True},
+        "tensorrt": {"flavour": "tensorrt", "name": "TensorRT", "version": "10.13.3.9", "strongly_typed": True},
+        "targets": ["sm90"], "built_without_gpu": False,
         "gpu": {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "memory_mib": 81559, "driver": "580.65"},
-        "plugins": plugins,
+        "deform": "plugin", "plugins": plugins,
+        "layers": {"count": 40, "types": {"CaskConvolution": 30, "PluginV3": 3, "Reformat": 7},
+                   "output_precisions": {"FP32": 40}},
     }
 
 
@@ -129,7 +133,9 @@ def test_plan_is_described_from_its_sidecar(fr_plan, fr_export):
     assert described["plan"]["precision"] == "fp32" and described["plan"]["sidecar"] == fr_plan + ".json"
     lines = format_description(described)
     assert lines[0].startswith(f"{fr_plan}: TensorRT plan, fr model:")
-    assert lines[1].startswith("plan: fp32, TensorRT 10.13.3.9, for NVIDIA H100 80GB HBM3 (compute capability 9.0)")
+    assert lines[1].startswith("plan: fp32, TensorRT 10.13.3.9, for sm90 (built on NVIDIA H100 80GB HBM3); built by")
+    assert lines[2] == "layers: 40 (40 with FP32 outputs); by type: CaskConvolution 30, PluginV3 3, Reformat 7"
+    assert lines[3] == "DeformConv: plugin"
     assert ("  ref        FLOAT  [batch, 3, height, width]  profile min [1, 3, 360, 640] opt [1, 3, 1080, 1920] "
             "max [4, 3, 2160, 3840]") in lines
     assert (f"plugin: VqaDeformConv2d v1 (namespace 'vqa_rt') from libvqa_trt_plugin.so (the build used "
