@@ -79,7 +79,7 @@ def _describe_onnx(path: str) -> dict[str, Any]:
 
     deform = count_deform_conv(model)
     plugins = [{**asdict(VQA_PLUGIN), "library": PLUGIN_LIBRARY, "replaces": "DeformConv", "nodes": deform,
-                "needed": "in plans built by 'vqa-rt build-engine'",
+                "needed": "in plans built with --deform plugin",
                 "alternative": {**asdict(BUILTIN_DEFORM_PLUGIN), "library": BUILTIN_PLUGIN_LIBRARY,
                                 "with": "--deform builtin (full TensorRT)"}}] if deform else []
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

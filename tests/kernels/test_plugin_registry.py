@@ -1,7 +1,7 @@
 """The plugin library in TensorRT's own plugin registry, through vqa-rt's ``register_plugin``.
 
 Needs TensorRT's Python bindings (the full ``tensorrt``, or the lean runtime the test extra installs;
-the registry works without a GPU) and the plugin built against headers of the same major release
+and TensorRT for RTX's, from the rtx extra; the registries work without a GPU) and the plugin built against headers of the same major release
 ($TENSORRT_ROOT; CI has none, so there it skips). TensorRT
 loads the library (``getCreators``, ``setLoggerFinder``), finds the creator by name, version and
 namespace, and creates plugins from fields as its ONNX parser does from a node's attributes (the
@@ -27,10 +27,20 @@ def _header_major(include_dir) -> int:
     return int(match.group(1))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["tensorrt", "rtx"])
 def trt(kernel_build, request):
+    """TensorRT's bindings (full or lean runtime, of the headers' major release), then TensorRT for RTX's (which
+    takes plugins built against the public TensorRT 10/11 headers)."""
     if not kernel_build.with_plugin:
         pytest.skip("TensorRT headers not found: set TENSORRT_ROOT to a TensorRT root with include/NvInferRuntime.h")
+    if request.param == "rtx":
+        from vqa_rt.errors import BackendUnavailableError
+        from vqa_rt.runtime.engines.backends.trt_flavours import RTX, import_flavour
+
+        try:
+            return import_flavour(RTX)
+        except BackendUnavailableError as exc:
+            pytest.skip(str(exc))
     module = request.getfixturevalue("tensorrt_bindings")
     headers = _header_major(kernel_build.tensorrt_include)
     if int(module.__version__.split(".")[0]) != headers:
