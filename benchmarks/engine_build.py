@@ -102,8 +102,21 @@ def run(args) -> dict:
     return results
 
 
+def multi_target_ratios(builds: list[dict]) -> list[float]:
+    """Per model, precision and DeformConv handling: the size of the plan for several targets over the mean size of
+    its single-target plans."""
+    ratios = []
+    for multi in (b for b in builds if "," in b["targets"]):
+        singles = [b["plan_mib"] for b in builds if "," not in b["targets"] and
+                   (b["model"], b["precision"], b["deform"]) == (multi["model"], multi["precision"], multi["deform"])]
+        if singles:
+            ratios.append(multi["plan_mib"] / (sum(singles) / len(singles)))
+    return ratios
+
+
 def render_markdown(results: dict) -> str:
     m = results["machine"]
+    ratios = multi_target_ratios(results["builds"])
     software = f"TensorRT for RTX {m['tensorrt_rtx']}, numpy {m['numpy']}"
     rows = [[b["model"], b["precision"], b["deform"], b["targets"].replace(",", ", "), f"{b['seconds']:.2f}",
              f"{b['plan_mib']:.1f}", f"{b['onnx_mib']:.1f}", str(b["layers"])] for b in results["builds"]]
@@ -115,6 +128,8 @@ def render_markdown(results: dict) -> str:
         "time of the whole build (graph steps, parse, build, writing the plan and its sidecar); one build each, no "
         "repeats. Untrained seeded weights. None of these plans has been run on a GPU.", "",
         *table(["model", "precision", "DeformConv", "targets", "build s", "plan MiB", "ONNX MiB", "layers"], rows), "",
+        f"A plan for several targets is {min(ratios):.2f}-{max(ratios):.2f}x the size of a single-target one (TensorRT "
+        "for RTX compiles kernels for the actual GPU when the plan is loaded)." if ratios else "", "",
     ])
 
 

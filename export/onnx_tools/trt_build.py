@@ -128,13 +128,12 @@ def _tensor_io(trt, engine) -> dict[str, list[dict[str, Any]]]:
     return io
 
 
-def _parse(trt, builder, logger, prepared: PreparedGraph, onnx_path: str):
-    """The network TensorRT's ONNX parser makes of the prepared graph (strongly typed everywhere: the graph
-    alone decides precision, the only way TensorRT 11 and TensorRT for RTX have)."""
-    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+def _parse(trt, builder, logger, prepared: PreparedGraph, onnx_path: str, platform: BuildPlatform):
+    """The network TensorRT's ONNX parser makes of the prepared graph, strongly typed: the graph alone decides
+    precision (TensorRT 10 is asked to; TensorRT 11 and TensorRT for RTX have no other way)."""
     major = int(trt.__version__.split(".")[0])
-    flags = 1 << int(strongly_typed) if strongly_typed is not None and 10 <= major < 11 else 0
-    network = builder.create_network(flags)
+    typed = platform.flavour is TENSORRT and major < 11
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if typed else 0)
     parser = trt.OnnxParser(network, logger)
     with tempfile.TemporaryDirectory(prefix="vqa-rt-build-") as folder:
         graph_path = os.path.join(folder, "graph.onnx")
@@ -235,7 +234,7 @@ def build_engine(onnx_path: str, plan_path: str, options: BuildOptions = BuildOp
         plugins = []
 
     builder = start_tensorrt(trt, logger, "Builder")
-    network, _parser = _parse(trt, builder, logger, prepared, onnx_path)
+    network, _parser = _parse(trt, builder, logger, prepared, onnx_path, platform)
     config = _configure(trt, builder, network, profile, options, platform, notes)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

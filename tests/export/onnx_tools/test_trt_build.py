@@ -72,6 +72,8 @@ def check_plan(plan: str, onnx_path: str, precision: str, targets: list[str], de
     assert sidecar["precision"] == precision and sidecar["deform"] == deform
     assert sidecar["metadata"] == onnx_metadata(onnx.load(onnx_path, load_external_data=False))
     assert sidecar["io"] == onnx_io(onnx_path)
+    serialized = open(plan, "rb").read()  # the engine's I/O tensor names are in the plan itself
+    assert all(entry["name"].encode() in serialized for role in ("inputs", "outputs") for entry in sidecar["io"][role])
     for name, shapes in sidecar["profile"].items():
         assert len(shapes["min"]) == len(next(e["shape"] for e in sidecar["io"]["inputs"] if e["name"] == name))
     layers = sidecar["layers"]

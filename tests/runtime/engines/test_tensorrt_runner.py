@@ -17,7 +17,7 @@ import onnx
 import pytest
 
 from vqa_rt.errors import BackendUnavailableError, InputError, ModelError
-from vqa_rt.runtime.engines.backends.tensorrt import plan_mismatches, release
+from vqa_rt.runtime.engines.backends.tensorrt import plan_mismatches, release, runtime_cache_path
 from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata, plan_sidecar_path
 from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.engines.runners import open_runner
@@ -169,11 +169,11 @@ def test_gpu_scorer_without_tensorrt_is_a_clear_error(plan_files, clip):
 
 # ---------------------------------------------------------------- on a GPU
 
-def _require_gpu_stack(flavour, deform):
-    """Skip, naming what is missing: a visible GPU, the TensorRT flavour, pycuda, the plugin library where the
-    plan needs it."""
+def _require_gpu_stack(flavour, deform) -> str:
+    """Skip, naming what is missing: a visible GPU, the TensorRT flavour (and a target of it for this GPU), pycuda,
+    the plugin library where the plan needs it. Returns the GPU's target name (``sm89``)."""
     from vqa_rt.runtime.engines.backends.tensorrt import import_pycuda
-    from vqa_rt.runtime.engines.backends.trt_flavours import import_flavour
+    from vqa_rt.runtime.engines.backends.trt_flavours import buildable_targets, import_flavour, target_name
     from vqa_rt.runtime.engines.native.cuda_probe import probe_driver
     from vqa_rt.runtime.engines.native.libraries import find_plugin
 
@@ -186,6 +186,10 @@ def _require_gpu_stack(flavour, deform):
             probe()
         except BackendUnavailableError as exc:
             pytest.skip(str(exc))
+    target = target_name(driver.gpus[0].compute_capability)
+    if flavour.ahead_of_time and target not in buildable_targets(import_flavour(flavour)):
+        pytest.skip(f"{flavour.name} builds no plan for this GPU ({driver.gpus[0].name}, {target})")
+    return target
 
 
 def _require_builtin_deform_plugin(flavour):
@@ -201,15 +205,16 @@ def _require_builtin_deform_plugin(flavour):
 
 
 SMALL = dict(min_size=(64, 64), opt_size=(128, 96), max_size=(192, 160), opt_batch=2, max_batch=2)
-# name: (flavour, precision, DeformConv handling); full TensorRT plans share one timing cache
+# name: (flavour, precision, DeformConv handling, targets: "native", or "named" for this GPU's target built ahead of
+# time alongside another one); full TensorRT plans share one timing cache
 PLAN_BUILDS = {
-    "fp32": ("tensorrt", "fp32", "plugin"),
-    "fp16": ("tensorrt", "fp16", "plugin"),
-    "fp32-builtin": ("tensorrt", "fp32", "builtin"),
-    "fp32-decomposed": ("tensorrt", "fp32", "decomposed"),
-    "rtx-fp32-plugin": ("rtx", "fp32", "plugin"),
-    "rtx-fp32-decomposed": ("rtx", "fp32", "decomposed"),
-    "rtx-fp16-decomposed": ("rtx", "fp16", "decomposed"),
+    "fp32": ("tensorrt", "fp32", "plugin", "native"),
+    "fp16": ("tensorrt", "fp16", "plugin", "native"),
+    "fp32-builtin": ("tensorrt", "fp32", "builtin", "native"),
+    "fp32-decomposed": ("tensorrt", "fp32", "decomposed", "native"),
+    "rtx-fp32-plugin": ("rtx", "fp32", "plugin", "native"),
+    "rtx-fp32-decomposed": ("rtx", "fp32", "decomposed", "native"),
+    "rtx-fp16-decomposed-named": ("rtx", "fp16", "decomposed", "named"),
 }
 
 
@@ -227,11 +232,13 @@ def plans(fr_export, tmp_path_factory):
 
     def get(name):
         if name not in built:
-            flavour, precision, deform = PLAN_BUILDS[name]
-            _require_gpu_stack(FLAVOURS[flavour], deform)
+            flavour, precision, deform, targets = PLAN_BUILDS[name]
+            target = _require_gpu_stack(FLAVOURS[flavour], deform)
             if deform == "builtin":
                 _require_builtin_deform_plugin(FLAVOURS[flavour])
-            options = BuildOptions(precision=precision, shapes=ShapeRange(**SMALL), flavour=flavour, targets="native",
+            if targets == "named":
+                targets = ",".join(dict.fromkeys([target, "sm86" if target != "sm86" else "sm89"]))
+            options = BuildOptions(precision=precision, shapes=ShapeRange(**SMALL), flavour=flavour, targets=targets,
                                    deform=deform, timing_cache=cache if flavour == "tensorrt" else None)
             built[name] = build_engine(fr_export.path, str(folder / f"fr-{name}.plan"), options)
         return built[name]
@@ -254,9 +261,10 @@ def test_plan_matches_onnx_runtime_cpu(plans, fr_export, name):
 
     report = plans(name)
     tolerance = TOLERANCE[report.sidecar["precision"]]
+    flavour, _, deform, targets = PLAN_BUILDS[name]
     plugins = {"builtin": ["ModulatedDeformConv2d"], "plugin": ["VqaDeformConv2d"], "decomposed": []}
-    assert [p["name"] for p in report.sidecar["plugins"]] == plugins[PLAN_BUILDS[name][2]]
-    assert report.sidecar["layers"]["count"] > 0 and report.sidecar["built_without_gpu"] is False
+    assert [p["name"] for p in report.sidecar["plugins"]] == plugins[deform]
+    assert report.sidecar["layers"]["count"] > 0 and report.sidecar["built_without_gpu"] is (targets == "named")
     oracle = OnnxRuntimeRunner(fr_export.path, optimize=False)
     with oracle, TensorRTRunner(report.plan) as runner:
         assert [i.name for i in runner.input_metadata()] == ["ref", "dist", "ref_prev", "dist_prev"]
@@ -270,6 +278,8 @@ def test_plan_matches_onnx_runtime_cpu(plans, fr_export, name):
                 assert error <= tolerance, f"{name} {output} at {batch}x{height}x{width}: {error:.3g}"
         with pytest.raises(InputError, match="outside the plan's profile"):
             runner.infer(_feed(3, 96, 128, 0))
+    if flavour == "rtx":  # what TensorRT for RTX compiled for this GPU at load, kept for the next load
+        assert os.path.getsize(runtime_cache_path(report.plan)) > 0
 
 
 @pytest.mark.gpu
