@@ -1,8 +1,9 @@
 """Video frames and their format, the streaming reader every source is, and raw planar YUV 4:2:0.
 
 Memory is constant whatever the length: each frame is read into its own buffer and
-nothing is kept between frames. 10-bit samples are returned as read: values above 1023
-(invalid in yuv420p10le) are neither masked nor reported. Frame numbers in messages are
+nothing is kept between frames. A 10-bit frame with a sample above 1023 (invalid in
+yuv420p10le: typically 8-bit data read as 10-bit) is refused, naming the frame and the
+plane. Frame numbers in messages are
 0-based, like :attr:`Frame.index`. Every bad input raises :class:`InputError` naming the file.
 Y4M is in :mod:`.y4m`, ffmpeg-decoded containers in :mod:`.decode`; :func:`.sources.open_video`
 picks one.
@@ -86,7 +87,7 @@ class VideoReader:
     def _frames(self) -> Iterator[Frame]:
         index = 0
         while index < self._limit and (buf := self._read_frame(index)) is not None:
-            yield split_planes(buf, self.format, index)
+            yield split_planes(buf, self.format, index, self.name)
             index += 1
         if index == 0:
             raise InputError(f"{self.name}: has no frames")
@@ -183,12 +184,22 @@ def truncated_frame(name: str, index: int, got: int, expected: int) -> InputErro
 
 
 
-def split_planes(buf: np.ndarray, fmt: VideoFormat, index: int) -> Frame:
+MAX_10BIT = 1023
+
+
+def split_planes(buf: np.ndarray, fmt: VideoFormat, index: int, name: str) -> Frame:
+    """One frame's Y, U and V planes from its bytes; a 10-bit frame with a sample above 1023 is an
+    :class:`InputError` naming the first such plane (one ``max`` over the frame: it costs little)."""
     samples = buf if fmt.bit_depth == 8 else buf.view("<u2").astype(np.uint16, copy=False)
     w, h = fmt.width, fmt.height
     luma, chroma = w * h, w * h // 4
-    return Frame(index=index,
-                 y=samples[:luma].reshape(h, w),
-                 u=samples[luma:luma + chroma].reshape(h // 2, w // 2),
-                 v=samples[luma + chroma:].reshape(h // 2, w // 2),
-                 bit_depth=fmt.bit_depth)
+    frame = Frame(index=index,
+                  y=samples[:luma].reshape(h, w),
+                  u=samples[luma:luma + chroma].reshape(h // 2, w // 2),
+                  v=samples[luma + chroma:].reshape(h // 2, w // 2),
+                  bit_depth=fmt.bit_depth)
+    if fmt.bit_depth == 10 and samples.max() > MAX_10BIT:
+        plane, values = next((p, v) for p, v in zip("YUV", (frame.y, frame.u, frame.v)) if v.max() > MAX_10BIT)
+        raise InputError(f"{name}: frame {index}, plane {plane}: sample {int(values.max())} is above {MAX_10BIT}, "
+                         f"outside 10-bit range (is this 8-bit video read as {fmt.pix_fmt}?)")
+    return frame

@@ -106,6 +106,8 @@ def _bad_cases(tmp, clip, fr_path):
         "frame-count mismatch": (["-r", clip.ref, "-d", short, *raw], "reference has 6 frames, distorted has 4: they must match"),
         "odd width": (["-r", clip.ref, "-d", clip.dist, "-w", "127", "-h", h], "must be positive and even"),
         "unsupported pixel format": (["-r", clip.ref, "-d", clip.dist, *raw, "--pix-fmt", "yuv422p"], "unsupported pixel format 'yuv422p'"),
+        "8-bit video read as 10-bit": (["-r", clip.ref, "-d", clip.dist, *raw, "--pix-fmt", "yuv420p10le"],
+                                       "frame 0, plane Y: sample"),
         "unsupported Y4M colour space": (["-r", _write(tmp / "c444.y4m", _y4m(64, 64, 1, "444")), "-d", clip.dist], "unsupported Y4M pixel format C444"),
         "malformed Y4M header": (["-r", _write(tmp / "bad.y4m", b"YUV4MPEG2 W64 Hxx\nFRAME\n"), "-d", clip.dist], "malformed Y4M header"),
         "raw without size": (["-r", clip.ref, "-d", clip.dist], "raw YUV input needs width and height"),
@@ -134,7 +136,7 @@ def bad_inputs(tmp_path_factory, clip, fr_export):
 
 CASE_NAMES = [
     "missing file", "zero-length file", "partial frame", "frame-count mismatch", "odd width",
-    "unsupported pixel format", "unsupported Y4M colour space", "malformed Y4M header", "raw without size",
+    "unsupported pixel format", "8-bit video read as 10-bit", "unsupported Y4M colour space", "malformed Y4M header", "raw without size",
     "mismatched resolutions", "corrupt ONNX", "non-FR ONNX", "missing engine",
 ]
 

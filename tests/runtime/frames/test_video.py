@@ -23,9 +23,9 @@ W, H = 8, 6
 
 
 def random_planes(n, bit_depth=8, seed=0, width=W, height=H):
-    """``n`` frames of (y, u, v) covering the full sample range."""
+    """``n`` frames of (y, u, v) covering the full sample range (0..1023 for 10-bit)."""
     rng = np.random.default_rng(seed)
-    dtype, top = (np.uint8, 256) if bit_depth == 8 else (np.uint16, 1 << 16)
+    dtype, top = (np.uint8, 256) if bit_depth == 8 else (np.uint16, 1 << 10)
     return [tuple(rng.integers(0, top, shape, dtype=dtype)
                   for shape in ((height, width), (height // 2, width // 2),
                                 (height // 2, width // 2))) for _ in range(n)]
@@ -78,11 +78,18 @@ def test_raw_round_trip(tmp_path, bit_depth, pix_fmt):
         assert_frames_equal(reader, frames)
 
 
-def test_ten_bit_values_above_1023_are_kept(tmp_path):
-    frames = random_planes(1, 10)
-    frames[0][0][0, 0] = 0xFFFF
+@pytest.mark.parametrize("plane, value", [(0, 1024), (1, 0xFFFF), (2, 2000)])
+def test_ten_bit_samples_above_1023_are_refused_naming_frame_and_plane(tmp_path, plane, value):
+    frames = random_planes(3, 10)
+    frames[1][plane][-1, -1] = value
+    frames[2][0][0, 0] = 4000  # a later bad frame is not the one named
     with open_video(write(tmp_path / "c.yuv", raw_bytes(frames)), W, H, "yuv420p10le") as r:
-        assert next(iter(r)).y[0, 0] == 0xFFFF
+        frames_read = iter(r)
+        assert next(frames_read).index == 0
+        with pytest.raises(InputError) as excinfo:
+            next(frames_read)
+    assert error_message(excinfo) == (f"{tmp_path / 'c.yuv'}: frame 1, plane {'YUV'[plane]}: sample {value} is above "
+                                      "1023, outside 10-bit range (is this 8-bit video read as yuv420p10le?)")
 
 
 def test_reader_is_single_pass_and_closes(tmp_path):
