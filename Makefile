@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint bench kernels gpu-check gpu-check-in-venv clean
+.PHONY: demo test lint bench fuzz kernels gpu-check gpu-check-in-venv clean
 
 $(VENV)/.installed-%: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo: $(VENV)/.installed-cpu+export
 		--width 320 --height 240 --output $(DEMO)/scores.json --csv $(DEMO)/scores.csv
 	@echo "per-frame results: $(DEMO)/scores.json, $(DEMO)/scores.csv"
 
-DEV := cpu+export+test+eval+nr+lint+rtx
+DEV := cpu+export+test+eval+nr+lint+rtx+fuzz
 
 ## test: install test dependencies, lint, and run the whole suite
 test: lint
@@ -44,6 +44,13 @@ lint: $(VENV)/.installed-$(DEV)
 bench: $(VENV)/.installed-cpu+export+test+eval
 	$(BIN)/python benchmarks/fr_throughput.py
 	$(BIN)/python benchmarks/baselines_speed.py
+
+## fuzz: every atheris harness of tests/fuzz for FUZZ_SECONDS each (FUZZ_JOBS at once), work corpora, logs,
+# crashing inputs and results.md under build/fuzz (seeded from tests/fuzz/corpus)
+FUZZ_SECONDS ?= 1200
+FUZZ_JOBS ?= 1
+fuzz: $(VENV)/.installed-$(DEV)
+	$(BIN)/python tests/fuzz/campaign.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --work build/fuzz
 
 ## kernels: build libvqa_kernels.so (and libvqa_trt_plugin.so when TENSORRT_ROOT is set) into build/kernels/lib
 CMAKE_CUDA_ARCHITECTURES ?= 80;86;89;90

@@ -41,8 +41,12 @@ def evaluate(
 
     for module in ("scipy", *(("matplotlib",) if plots else ())):
         _require(module)
+    if plots:
+        from vqa_rt.runtime.evaluation.plots import check_plot_folder
+
+        check_plot_folder(str(plots), metric_column)
     outputs = [str(p) for p in (csv, json_path) if p]
-    check_output_paths(outputs)
+    check_output_paths(outputs, [str(scores), str(mos_csv) if mos_csv else None])
     data = load_eval_data(str(scores), metric_column, mos_column, group_by,
                           str(mos_csv) if mos_csv else None, join_on)
     evaluation = run_evaluation(data, mapping, mos_column, group_by)

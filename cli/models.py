@@ -50,6 +50,19 @@ def _load_model(kind: ModelKind, checkpoint: Path | None, random_init: int | Non
     return spec, seeded_model(spec, random_init, model_config)
 
 
+def _check_outputs(outputs: list[Path], checkpoint: Path | None, config: str | None) -> None:
+    """The output gate before any work: no output may be the checkpoint (or a file of a checkpoint directory) or
+    the config file."""
+    from vqa_rt.runtime.outputs import check_output_paths
+
+    sources = [checkpoint] if checkpoint is not None else []
+    if checkpoint is not None and checkpoint.is_dir():
+        sources = [path for path in checkpoint.iterdir() if path.is_file()]
+    if config is not None and Path(config).is_file():
+        sources.append(Path(config))
+    check_output_paths([str(path) for path in outputs], [str(path) for path in sources])
+
+
 def init(
     kind: ModelKind = typer.Argument(..., help="Model kind."),
     seed: int = typer.Option(0, help="Random seed of the weights."),
@@ -59,6 +72,7 @@ def init(
     """Write a checkpoint with seeded random (UNTRAINED) weights, for demos and tests."""
     from vqa_rt.export.models.checkpoint import save_checkpoint
 
+    _check_outputs([output], None, config)
     _, loaded = _load_model(kind, None, seed, config)
     save_checkpoint(loaded, str(output), kind.value)
     typer.echo(f"wrote {output} ({loaded.source}; untrained)")
@@ -73,12 +87,17 @@ def export(
     config: str | None = typer.Option(
         None, help=CONFIG_HELP + " With an nr checkpoint directory only its prompt, levels, weights and score range "
         "apply."),
-    opset: int = typer.Option(22, help="ONNX opset (DeformConv needs 19 or later)."),
+    opset: int = typer.Option(22, help="ONNX opset: 18 (fr: 19, for DeformConv) up to the newest the installed "
+                              "onnx knows."),
     validate: bool = typer.Option(True, help="Validate the ONNX file against PyTorch after export."),
 ):
     """Export a model to ONNX with dynamic batch/height/width and embedded metadata, then validate it."""
-    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+    from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.onnx_tools.files import external_data
+    from vqa_rt.export.to_onnx.onnx_export import check_opset, export_onnx
 
+    check_opset(get_spec(kind.value), opset)  # before the model is built
+    _check_outputs([output, Path(external_data(str(output)))], checkpoint, config)
     spec, loaded = _load_model(kind, checkpoint, random_init, config)
     report = export_onnx(spec, loaded, str(output), opset=opset, validate=validate)
     typer.echo(f"wrote {output} ({spec.kind}, weights: {loaded.source}{', UNTRAINED' if loaded.untrained else ''})")

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from vqa_rt.errors import InputError
 from vqa_rt.runtime.frames.color import MATRICES, RANGES
 from vqa_rt.runtime.frames.video import PIX_FMTS
 from vqa_rt.runtime.qpmaps.conversion import GRIDS, PAPER_BASE_QPS, QP_RANGES
@@ -43,19 +44,36 @@ MaxFrames = Annotated[int | None, typer.Option(help="Take at most this many fram
 BatchSize = Annotated[int, typer.Option(help="Frames per inference call.")]
 Device = Annotated[Literal["cpu", "cuda"], typer.Option(
     help="ONNX Runtime device (TensorRT plans run on the GPU, baselines on the CPU).")]
-Threads = Annotated[int, typer.Option(help="Inference threads per engine (0: one per core).")]
+
+
+def check_threads(value: int) -> int:
+    """The ``--threads`` callback: 0 (one per core) up to 4 per core, refused in one line before any work."""
+    from vqa_rt.runtime.checks import thread_count
+
+    return thread_count(value, "--threads")
+
+
+def check_workers(value: int) -> int:
+    """The ``--workers`` callback: as :func:`check_threads`."""
+    from vqa_rt.runtime.checks import thread_count
+
+    return thread_count(value, "--workers")
+
+
+Threads = Annotated[int, typer.Option(
+    help="Inference threads per engine (0: one per core; at most 4 per core).", callback=check_threads)]
 
 
 def parse_size(text: str | None, option: str = "--analysis-size") -> tuple[int, int] | None:
-    """``WIDTHxHEIGHT`` as (width, height); None for None."""
+    """``WIDTHxHEIGHT`` as (width, height); None for None. A malformed size is an :class:`InputError` (one line)."""
     if text is None:
         return None
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise typer.BadParameter(f"expected WIDTHxHEIGHT, got {text!r}", param_hint=option) from None
+    parts = text.strip().lower().split("x")
+    if len(parts) != 2 or not all(part.isascii() and part.isdigit() and len(part) <= 6 for part in parts):
+        raise InputError(f"{option}: expected WIDTHxHEIGHT in pixels (such as 640x360), got {text!r}")
+    width, height = (int(part) for part in parts)
     if width <= 0 or height <= 0:
-        raise typer.BadParameter(f"sizes must be positive, got {text!r}", param_hint=option)
+        raise InputError(f"{option}: sizes must be positive, got {text!r}")
     return width, height
 
 

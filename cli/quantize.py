@@ -57,8 +57,8 @@ def quantize_command(
     from vqa_rt.runtime.frames.sources import VideoInput
     from vqa_rt.runtime.outputs import check_output_paths, render_json, write_atomic
 
-    if report is not None:
-        check_output_paths([str(report)])
+    check_output_paths([str(output), *([str(report)] if report else [])],
+                       [str(model), *(str(path) for path in (calibration, eval_video) if path)])
     options = FrameOptions(matrix=matrix, color_range=color_range, frame_skip=frame_skip, frame_stride=frame_stride,
                            max_frames=max_frames, batch_size=batch_size, sample_fps=sample_fps,
                            sample_frames=sample_frames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Literal
@@ -64,8 +65,9 @@ def run_command(
 ):
     """One job in one pass: FR(source, distorted), NR(distorted) and QP maps(source), each frame decoded once."""
     from vqa_rt.runtime.frames.options import EngineSampling, FrameOptions
-    from vqa_rt.runtime.frames.sources import VideoInput
-    from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, JsonLines, run_job
+    from vqa_rt.runtime.frames.sources import VideoInput, check_stdin
+    from vqa_rt.runtime.outputs import check_output_paths
+    from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, JsonLines, output_names, run_job
     from vqa_rt.runtime.qpmaps.formats import conversion_for
 
     if output_dir is None and jsonl is None:
@@ -81,6 +83,11 @@ def run_command(
     )
     inputs = {role: VideoInput(path, width, height, pix_fmt, fps)
               for role, path in (("reference", source), ("distorted", distorted)) if path is not None}
+    check_stdin(inputs)  # before --jsonl is opened
+    if jsonl not in (None, "-"):  # opening it truncates it: the whole gate runs first
+        written = ([os.path.join(output_dir, name) for name in output_names(engines, options)]
+                   if output_dir is not None and os.path.isdir(output_dir) else [])
+        check_output_paths([jsonl, *written], [source, distorted, fr, nr, qpmap])
     stream = None
     try:
         if jsonl == "-":

@@ -95,16 +95,18 @@ def score(
 def make_clip(
     reference: Path = typer.Option(..., "--reference", "-r", help="Reference raw YUV file to write."),
     distorted: Path = typer.Option(..., "--distorted", "-d", help="Distorted raw YUV file to write."),
-    width: int = typer.Option(320, "--width", "-w"),
-    height: int = typer.Option(240, "--height", "-h"),
-    frames: int = typer.Option(24, help="Number of frames."),
+    width: int = typer.Option(320, "--width", "-w", help="Frame width (even, 2..8192)."),
+    height: int = typer.Option(240, "--height", "-h", help="Frame height (even, 2..8192)."),
+    frames: int = typer.Option(24, help="Number of frames (1..10000)."),
     ten_bit: bool = typer.Option(False, "--10bit", help="Write yuv420p10le instead of yuv420p."),
     quality: int = typer.Option(30, help="JPEG quality of the distortion (1..100; lower is worse)."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Random seed of the scene (0..4294967295)."),
 ):
     """Make a synthetic test clip: a moving textured scene and a JPEG-degraded copy (raw YUV)."""
     from vqa_rt.runtime.frames.synthetic import make_test_clip
+    from vqa_rt.runtime.outputs import check_output_paths
 
+    check_output_paths([str(reference), str(distorted)])
     fmt = make_test_clip(
         str(reference), str(distorted), width, height, frames, seed=seed, bit_depth=10 if ten_bit else 8,
         quality=quality)

@@ -20,7 +20,7 @@ def serve_command(
     qp_method: Literal["model", "activity"] = typer.Option("model", help="activity: QP maps without an engine."),
     device: Device = "cpu",
     threads: Threads = 0,
-    drain_timeout: float = typer.Option(30.0, help="Seconds running jobs get to finish at shutdown."),
+    drain_timeout: float = typer.Option(30.0, help="Seconds running jobs get to finish at shutdown (0..86400)."),
 ):
     """Serve FR/NR/QP-map jobs from warm engines over a local socket (protocol: docs/serve-protocol.md)."""
     from vqa_rt.runtime.pipeline.job import JobEngines

@@ -23,9 +23,11 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_output_paths(paths: list[str], inputs: list[str] = ()) -> None:
-    """Raise :class:`InputError` if the directory of any output path does not exist, or an output is the same file
-    as an input or as another output (by name, symbolic or hard link)."""
+def check_output_paths(paths: list[str], inputs: list[str | None] = ()) -> None:
+    """The gate every command's outputs pass before any work: raise :class:`InputError` if the directory of an
+    output does not exist, or an output is the same file as an input or as another output (by name, symbolic or
+    hard link). Inputs that are no files (None, ``-`` for stdin, a baseline metric's name) are passed over."""
+    inputs = [source for source in inputs if source and source != "-" and os.path.exists(source)]
     for index, path in enumerate(paths):
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):

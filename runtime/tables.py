@@ -1,6 +1,7 @@
 """CSV files with a header row (manifests, score tables, MOS lists), read whole.
 
-Names and values are stripped of surrounding spaces; errors name the file and line.
+Names and values are stripped of surrounding spaces; every row has as many fields as the header (blank lines
+are skipped); errors name the file and line.
 """
 
 from __future__ import annotations
@@ -43,11 +44,10 @@ def read_table(path: str) -> Table:
             for fields in reader:
                 if not any(field.strip() for field in fields):
                     continue
-                if len(fields) > len(columns):
+                if len(fields) != len(columns):  # too few as too many: a shifted or cut row
                     raise InputError(
                         f"{path}: line {reader.line_num} has {len(fields)} fields, the header {len(columns)}")
-                values = [field.strip() for field in fields] + [""] * (len(columns) - len(fields))
-                rows.append(dict(zip(columns, values)))
+                rows.append(dict(zip(columns, (field.strip() for field in fields))))
                 lines.append(reader.line_num)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None

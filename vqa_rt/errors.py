@@ -44,3 +44,11 @@ class OutputShapeMismatch(ExportValidationError):
 
 class OutputValuesMismatch(ExportValidationError):
     """An exported output differs from the reference's beyond tolerance."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process was asked to stop (SIGINT or SIGTERM): work stops as on Ctrl-C and what is done is kept."""
+
+    def __init__(self, signal_name: str, exit_status: int):
+        super().__init__(f"interrupted by {signal_name}")
+        self.exit_status = exit_status

@@ -36,7 +36,7 @@ def random_init(spec: ModelSpec, seed: int, config: Any = None) -> LoadedModel:
     config = config if config is not None else spec.config_cls()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = spec.build(config)
+        model = spec.build_model(config)
     return LoadedModel(model.eval(), config, untrained=True, source=f"random-init seed {seed}")
 
 
@@ -109,6 +109,6 @@ def load_checkpoint(spec: ModelSpec, path: str, config: Any = None, strict: bool
         raise ModelError(f"{path}: checkpoint is for model kind {meta['kind']!r}, not {spec.kind!r}")
     if config is None:
         config = spec.config_from_dict(meta.get("config"))
-    model = spec.build(config)
+    model = spec.build_model(config)
     fit_state_dict(model, state_dict, path, spec.kind, strict)
     return LoadedModel(model.eval(), config, untrained=bool(meta.get("untrained", False)), source=path)

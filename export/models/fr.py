@@ -161,4 +161,6 @@ SPEC = ModelSpec(
                            "first frame)",
     },
     score_scale={"name": "DCR", "min": DCR_MIN, "max": DCR_MAX, "higher_is_better": True},
+    min_opset=19,
+    min_opset_reason="its DeformConv op is in opset 19 and later",
 )

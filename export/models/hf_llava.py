@@ -22,6 +22,7 @@ from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import LoadedModel, fit_state_dict
 from vqa_rt.export.models.nr import NRConfig, NRQualityModel
 from vqa_rt.export.models.nr_prompt import tokenizer_tokens
+from vqa_rt.export.models.spec import check_field
 
 SUPPORTED = ("LLaVA (model_type 'llava', LlavaForConditionalGeneration) with a CLIP vision tower "
              "('clip_vision_model') and a Llama or Mistral language model ('llama', 'mistral')")
@@ -39,17 +40,27 @@ def _unsupported(directory: str, what: str) -> ModelError:
     return ModelError(f"{directory}: {what} is not supported; supported: {SUPPORTED}")
 
 
+def _json_object(path: str) -> dict[str, Any]:
+    """A checkpoint's JSON file, which must hold an object; FileNotFoundError when it is missing."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a directory, not a JSON file") from None
+    if not isinstance(value, dict):
+        raise ModelError(f"{path}: must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
 def _read_config(directory: str):
     from transformers import AutoConfig
 
     path = os.path.join(directory, "config.json")
     if not os.path.isfile(path):
         raise ModelError(f"{directory}: missing config.json (not a Hugging Face checkpoint directory)")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            model_type = json.load(handle).get("model_type")
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    model_type = _json_object(path).get("model_type")
     if model_type != "llava":
         raise _unsupported(directory, f"model_type {model_type!r}")
     try:
@@ -98,12 +109,16 @@ def _image_processing(directory: str, image_size: int) -> dict[str, Any]:
     """resize mode, mean and std from ``preprocessor_config.json``."""
     path = os.path.join(directory, "preprocessor_config.json")
     try:
-        with open(path, encoding="utf-8") as handle:
-            cfg = json.load(handle)
+        cfg = _json_object(path)
     except FileNotFoundError:
         raise ModelError(f"{directory}: missing preprocessor_config.json (the image processor's settings)") from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return _processing_fields(cfg, path, image_size)
+    except (TypeError, ValueError, AttributeError) as exc:  # a setting of the wrong type
+        raise ModelError(f"{path}: bad image processor settings ({exc})") from None
+
+
+def _processing_fields(cfg: dict[str, Any], path: str, image_size: int) -> dict[str, Any]:
     if cfg.get("do_rescale", True) and abs(cfg.get("rescale_factor", 1 / 255) - 1 / 255) > 1e-9:
         raise ModelError(f"{path}: rescale_factor {cfg['rescale_factor']} is not supported (only 1/255)")
     size = cfg.get("size", {})
@@ -121,9 +136,12 @@ def _image_processing(directory: str, image_size: int) -> dict[str, Any]:
         raise ModelError(f"{path}: resize settings {size} / crop {crop} do not give the vision tower's "
                          f"{image_size}x{image_size} input")
     normalized = cfg.get("do_normalize", True)
-    return dict(resize=resize,
-                image_mean=tuple(cfg.get("image_mean", (0.0,) * 3)) if normalized else (0.0, 0.0, 0.0),
-                image_std=tuple(cfg.get("image_std", (1.0,) * 3)) if normalized else (1.0, 1.0, 1.0))
+    fields = dict(resize=resize,
+                  image_mean=tuple(cfg.get("image_mean", (0.0,) * 3)) if normalized else (0.0, 0.0, 0.0),
+                  image_std=tuple(cfg.get("image_std", (1.0,) * 3)) if normalized else (1.0, 1.0, 1.0))
+    for name in ("image_mean", "image_std"):
+        check_field(f"{path}: {name}", fields[name], tuple[float, float, float])
+    return fields
 
 
 def _load_tokenizer(directory: str):
@@ -141,11 +159,9 @@ def _weight_files(directory: str) -> dict[str, str]:
     """Checkpoint tensor name -> the safetensors file holding it."""
     index = os.path.join(directory, "model.safetensors.index.json")
     if os.path.isfile(index):
-        with open(index, encoding="utf-8") as handle:
-            try:
-                weight_map = json.load(handle)["weight_map"]
-            except (json.JSONDecodeError, KeyError) as exc:
-                raise ModelError(f"{index}: not a safetensors index ({exc})") from None
+        weight_map = _json_object(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
+            raise ModelError(f"{index}: not a safetensors index (no \"weight_map\" of tensor names to files)")
         return {name: os.path.join(directory, file) for name, file in weight_map.items()}
     single = os.path.join(directory, "model.safetensors")
     if not os.path.isfile(single):
@@ -226,14 +242,21 @@ def load_llava(directory: str, config: NRConfig | None = None) -> LoadedModel:
     prompt = {name: getattr(config or NRConfig(), name) for name in PROMPT_FIELDS}
     tokenizer = _load_tokenizer(directory)
     tokens = tokenizer_tokens(tokenizer, prompt["prompt"], prompt["levels"], hf_config.image_token_id)
-    nr_config = NRConfig(**fields, **prompt, prefix_ids=tokens.prefix, suffix_ids=tokens.suffix,
-                         level_ids=tokens.levels, tokenizer=type(tokenizer).__name__)
+    try:
+        nr_config = NRConfig(**fields, **prompt, prefix_ids=tokens.prefix, suffix_ids=tokens.suffix,
+                             level_ids=tokens.levels, tokenizer=type(tokenizer).__name__)
+    except (TypeError, ValueError, ZeroDivisionError) as exc:  # sizes a LLaVA config may hold, the scorer cannot
+        raise ModelError(f"{directory}: the checkpoint's config does not make an NR model ({exc})") from None
     window = getattr(hf_config.text_config, "sliding_window", None)
     if window is not None and nr_config.sequence_length > window:
         raise _unsupported(directory, f"a prompt of {nr_config.sequence_length} tokens beyond the sliding window "
                            f"of {window}")
     state = _read_weights(directory, nr_config, bool(hf_config.tie_word_embeddings))
     with torch.device("meta"):
-        model = NRQualityModel(nr_config)
+        try:
+            model = NRQualityModel(nr_config)
+        except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as exc:
+            raise ModelError(f"{directory}: the checkpoint's config does not make an NR model "
+                             f"({str(exc).splitlines()[0]})") from None
     fit_state_dict(model, state, directory, "nr", assign=True)
     return LoadedModel(model.eval(), nr_config, untrained=False, source=directory)

@@ -38,7 +38,7 @@ from vqa_rt.export.quiet import quiet
 from vqa_rt.runtime.engines.backends.onnxrt import import_onnxruntime
 from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.frames.options import FrameOptions
-from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.sources import VideoInput, check_stdin
 from vqa_rt.runtime.outputs import check_output_paths
 from vqa_rt.runtime.scorers.nr import frame_inputs
 
@@ -209,8 +209,10 @@ def quantize_model(model: str, output: str, mode: str, calibration: VideoInput,
     engine = resolve_engine(model, QUANTIZABLE_KINDS)
     if "quantization" in engine.model.metadata:
         raise InputError(f"{model}: is already quantized ({engine.model.metadata['quantization']['mode']})")
-    check_output_paths([output])
+    check_output_paths([output], [model, external_data(model), calibration.path,
+                                  evaluation.path if evaluation is not None else None])
     sets = {"calibration": calibration, **({"evaluation": evaluation} if evaluation is not None else {})}
+    check_stdin(sets)
     frames = {}
     for role, video in sets.items():
         indices, frames[role] = frame_inputs(engine, video, options)

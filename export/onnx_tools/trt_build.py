@@ -35,6 +35,7 @@ from vqa_rt.export.onnx_tools.trt_report import (
     summarize_layers,
 )
 from vqa_rt.export.onnx_tools.trt_targets import BuildPlatform, choose_platform
+from vqa_rt.runtime.checks import whole_number
 from vqa_rt.runtime.engines.backends.tensorrt import make_logger, start_tensorrt
 from vqa_rt.runtime.engines.backends.trt_flavours import RTX, TENSORRT, target_capability
 from vqa_rt.runtime.engines.metadata import PLAN_FORMAT, PLAN_FORMAT_VERSION, onnx_metadata, plan_sidecar_path
@@ -43,6 +44,7 @@ from vqa_rt.runtime.engines.record import PLAN_SUFFIX, resolve_engine
 from vqa_rt.runtime.outputs import check_output_paths, open_atomic, write_atomic
 
 DEFORM_CHOICES = ("auto", *DEFORM_MODES)
+MAX_WORKSPACE_MIB = 1 << 24  # 16 TiB: any larger is a typo
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class BuildOptions:
     timing_cache: str | None = None  # full TensorRT: read if present, written after the build
     plugin: str | None = None  # libvqa_trt_plugin.so; default: the plugin locator
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workspace_mib is not None:
+            whole_number(self.workspace_mib, "--workspace (MiB)", 1, MAX_WORKSPACE_MIB)
 
 
 def _sha256(path: str) -> str:

@@ -8,6 +8,7 @@ import os
 import torch
 
 import vqa_rt
+from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import LoadedModel
 from vqa_rt.export.models.deform_conv import ONNX_TRANSLATIONS
 from vqa_rt.export.models.spec import ModelSpec
@@ -49,6 +50,23 @@ def _dynamic_shapes(spec: ModelSpec) -> dict[str, dict[int, torch.export.Dim]]:
     return {name: {axis: dims[dim] for axis, dim in axes.items()} for name, axes in spec.dynamic_axes.items()}
 
 
+def max_opset() -> int:
+    """The highest ONNX opset the installed ``onnx`` knows (the exporter can target no later one)."""
+    import onnx
+
+    return onnx.defs.onnx_opset_version()
+
+
+def check_opset(spec: ModelSpec, opset: object) -> int:
+    """Raise :class:`ModelError` unless ``spec``'s model can be exported at ``opset``: from its
+    :attr:`~ModelSpec.min_opset` to :func:`max_opset` (the exporter would otherwise fall back to another opset)."""
+    high = max_opset()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not spec.min_opset <= opset <= high:
+        why = f" ({spec.min_opset_reason})" if spec.min_opset_reason else ""
+        raise ModelError(f"--opset {opset!r}: the {spec.kind} model exports at opsets {spec.min_opset}..{high}{why}")
+    return opset
+
+
 def export_onnx(
     spec: ModelSpec,
     loaded: LoadedModel,
@@ -63,6 +81,7 @@ def export_onnx(
     The file is written next to ``output`` and moved into place only once it is
     complete; a failed validation leaves the file for inspection and raises.
     """
+    check_opset(spec, opset)
     _, height, width = spec.validation_cases(loaded.config)[0]
     example = spec.example_inputs(loaded.config, EXPORT_BATCH, height, width)
     tmp = f"{output}.partial"

@@ -49,7 +49,7 @@ def read_plan_sidecar(plan: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise ModelError(f"{plan}: its sidecar {sidecar} is missing (it holds the model's metadata; "
                          "build plans with 'vqa-rt build-engine', which writes both)") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, not UTF-8, a 5000-digit number
         raise ModelError(f"{sidecar}: cannot read the plan's sidecar ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise ModelError(f"{sidecar}: not a vqa-rt plan sidecar (no \"format\": \"{PLAN_FORMAT}\")")
@@ -85,10 +85,12 @@ def onnx_metadata(proto: onnx.ModelProto, path: str = "model") -> dict[str, Any]
     """The ``vqa_rt.*`` metadata entries of an ONNX model, prefix removed, values decoded from JSON."""
     metadata = {}
     for prop in proto.metadata_props:
+        if not isinstance(prop.key, str):  # protobuf gives bytes for a key that is not UTF-8
+            raise ModelError(f"{path}: metadata key {prop.key!r} is not UTF-8 text")
         if prop.key.startswith(_PREFIX):
             try:
                 metadata[prop.key[len(_PREFIX):]] = json.loads(prop.value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # JSONDecodeError, or a number of more digits than int() takes
                 raise ModelError(f"{path}: metadata entry {prop.key!r} is not valid JSON") from None
     return metadata
 
@@ -113,5 +115,5 @@ def model_info(path: str, metadata: dict[str, Any]) -> ModelInfo:
             untrained=bool(metadata.get("untrained", False)),
             metadata=metadata,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(Infinity)
         raise ModelError(f"{path}: incomplete vqa-rt metadata ({exc})") from None

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vqa_rt.errors import InputError, ModelError
-from vqa_rt.runtime.engines.metadata import ModelInfo, metadata_kind, model_info, read_onnx_metadata, read_plan_sidecar
+from vqa_rt.runtime.engines.metadata import (
+    ModelInfo,
+    metadata_kind,
+    model_info,
+    plan_sidecar_path,
+    read_onnx_metadata,
+    read_plan_sidecar,
+)
 from vqa_rt.runtime.frames.options import EngineSampling
 
 BASELINES = ("psnr", "ssim", "ms-ssim", "vmaf")
@@ -36,6 +43,13 @@ class Engine:
     def path(self) -> str:
         """The model file (a baseline's name for a baseline)."""
         return self.name
+
+    @property
+    def files(self) -> list[str]:
+        """The files the engine is read from: none for a baseline; the model file, and a plan's sidecar."""
+        if self.model is None:
+            return []
+        return [self.name] + ([plan_sidecar_path(self.name)] if self.format == "plan" else [])
 
     @property
     def kind(self) -> str:
@@ -86,7 +100,12 @@ def resolve_engine(name: str, kinds: Sequence[str] | None = None) -> Engine:
     models = [k for k in kinds or () if k != BASELINE]
     if kinds is not None and kind not in models:
         raise ModelError(f"{name}: is a {kind!r} model, not a " + " or a ".join(f"{k!r} model" for k in models))
-    return Engine(name, file_format, model_info(name, metadata), sidecar)
+    engine = Engine(name, file_format, model_info(name, metadata), sidecar)
+    try:
+        engine.default_sampling  # noqa: B018 - checks the sampling the metadata names (EngineSampling's fields)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{name}: bad frame sampling in its vqa-rt metadata ({exc})") from None
+    return engine
 
 
 def _unknown(name: str, kinds: Sequence[str] | None) -> str:

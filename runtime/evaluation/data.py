@@ -63,6 +63,10 @@ def load_eval_data(scores_csv: str, methods: list[str], mos_column: str = "mos",
     """Read the scores (and MOS) and keep the rows with a number in every column needed."""
     if not methods:
         raise InputError("no method given: name at least one score column")
+    twice = sorted({method for method in methods if methods.count(method) > 1})
+    if twice:
+        raise InputError(f"score column(s) given more than once: {', '.join(map(repr, twice))} (--metric-column "
+                         "names each method once)")
     table = read_table(scores_csv)
     table.require(group_by, *methods)
     mos_texts = _mos_values(table, mos_column, mos_csv, join_on)

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from vqa_rt.errors import InputError
 from vqa_rt.runtime.evaluation.data import EvalData
 from vqa_rt.runtime.evaluation.protocol import Evaluation, MethodResult
 
@@ -50,6 +51,24 @@ def plot_method(result: MethodResult, data: EvalData, evaluation: Evaluation, pa
     axes.set_title(_title(result, evaluation.group_by), fontsize="small")
     axes.grid(alpha=0.3)
     figure.savefig(path, dpi=100)
+
+
+def check_plot_folder(directory: str, methods: list[str]) -> None:
+    """Refuse, before any work, a plot folder that cannot be made (an existing file, or a file on its path) or
+    methods whose plots would share a file name."""
+    path = os.path.abspath(directory)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{directory}: exists and is not a folder (--plots names a folder for one PNG per method)")
+    ancestor = path
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise InputError(f"{directory}: the plot folder cannot be made: {ancestor} is a file")
+    names: dict[str, str] = {}
+    for method in methods:
+        other = names.setdefault(_file_name(method), method)
+        if other != method:
+            raise InputError(f"methods {other!r} and {method!r} would both be plotted to {_file_name(method)}")
 
 
 def write_plots(evaluation: Evaluation, data: EvalData, directory: str) -> list[str]:

@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from vqa_rt.errors import InputError
+from vqa_rt.runtime.checks import whole_number
 from vqa_rt.runtime.frames.color import MATRICES, RANGES
 from vqa_rt.runtime.frames.sampling import FrameSampling
 from vqa_rt.runtime.frames.video import VideoFormat
 
 DEFAULT_RANGE = "limited"  # when neither the options nor the video (a Y4M tag) say
+MAX_ANALYSIS_SIDE = 8192  # analysis sizes scale frames down for a model: at most 8K a side
+MAX_BATCH_SIZE = 1024  # frames per inference call (a batch is held in memory)
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,17 @@ class FrameOptions:
             raise InputError(f"unknown colour matrix {self.matrix!r} (known: {', '.join(MATRICES)})")
         if self.color_range is not None and self.color_range not in RANGES:
             raise InputError(f"unknown colour range {self.color_range!r} (known: {', '.join(RANGES)})")
-        if self.analysis_size is not None and (len(self.analysis_size) != 2 or min(self.analysis_size) <= 0):
-            raise InputError(f"analysis size must be a positive width and height, got {self.analysis_size}")
-        if self.batch_size < 1:
+        if self.analysis_size is not None:
+            size = self.analysis_size
+            if not isinstance(size, (tuple, list)) or len(size) != 2:
+                raise InputError(f"analysis size must be a width and a height, got {size!r}")
+            for what, value in zip(("width", "height"), size):
+                if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+                    raise InputError(f"analysis size must be a positive width and height, got {size}")
+                whole_number(value, f"analysis size {what}", 1, MAX_ANALYSIS_SIDE)
+        if isinstance(self.batch_size, int) and not isinstance(self.batch_size, bool) and self.batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {self.batch_size}")
+        whole_number(self.batch_size, "batch size", 1, MAX_BATCH_SIZE)
         self.sampling()  # checks the skip, the frame cap and the sampling
 
     @property

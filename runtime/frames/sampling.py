@@ -17,6 +17,14 @@ from fractions import Fraction
 from typing import Iterator
 
 from vqa_rt.errors import InputError
+from vqa_rt.runtime.checks import finite_number, whole_number
+
+MAX_FRAMES = 2**62  # frame numbers and counts: beyond any video, within what Python's iterators index
+MIN_RATE = 1e-6  # frames per second: a sampling rate is taken to 6 decimal places
+
+
+def _rate(rate: float) -> Fraction:
+    return Fraction(rate).limit_denominator(1_000_000)
 
 
 @dataclass(frozen=True)
@@ -30,16 +38,19 @@ class FrameSampling:
     max_frames: int | None = None
 
     def __post_init__(self) -> None:
-        if self.skip < 0:
-            raise InputError(f"frame skip must be 0 or more, got {self.skip}")
-        if self.stride is not None and self.stride < 1:
-            raise InputError(f"frame stride must be 1 or more, got {self.stride}")
-        if self.rate is not None and not self.rate > 0:
-            raise InputError(f"sampling rate must be positive, got {self.rate} frames per second")
-        if self.count is not None and self.count < 1:
-            raise InputError(f"sample frames must be 1 or more, got {self.count}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise InputError(f"max frames must be 1 or more, got {self.max_frames}")
+        whole_number(self.skip, "frame skip", 0, MAX_FRAMES)
+        if self.stride is not None:
+            whole_number(self.stride, "frame stride", 1, MAX_FRAMES)
+        if self.rate is not None:
+            finite_number(self.rate, "sampling rate (frames per second)")
+            if not self.rate > 0:
+                raise InputError(f"sampling rate must be positive, got {self.rate} frames per second")
+            if _rate(self.rate) == 0:
+                raise InputError(f"sampling rate must be at least {MIN_RATE:g} frames per second, got {self.rate:g}")
+        if self.count is not None:
+            whole_number(self.count, "sample frames", 1, MAX_FRAMES)
+        if self.max_frames is not None:
+            whole_number(self.max_frames, "max frames", 1, MAX_FRAMES)
         if sum(value is not None for value in (self.stride, self.rate, self.count)) > 1:
             raise InputError("choose one of frame stride, sampling rate (frames per second) and sample frames")
 
@@ -59,8 +70,9 @@ class FrameSampling:
             steps = range(span) if span <= self.count else (
                 (2 * k + 1) * span // (2 * self.count) for k in range(self.count))
         elif self.rate is not None:
-            step = Fraction(fps) / Fraction(self.rate).limit_denominator(1_000_000)
-            steps = (s for s, _ in itertools.groupby(math.floor(k * step) for k in itertools.count()))
+            step = Fraction(fps) / _rate(self.rate)
+            steps = itertools.count() if step <= 1 else (  # at or above the video's rate: every frame
+                s for s, _ in itertools.groupby(math.floor(k * step) for k in itertools.count()))
         else:
             steps = (k * (self.stride or 1) for k in itertools.count())
         selected = itertools.takewhile(lambda i: total is None or i < total, (self.skip + s for s in steps))

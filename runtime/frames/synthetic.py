@@ -13,9 +13,13 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from vqa_rt.errors import InputError
+from vqa_rt.runtime.checks import whole_number
 from vqa_rt.runtime.frames.video import VideoFormat
 
 DISTORTIONS = ("jpeg", "blur", "jpeg+blur", "none")
+MAX_SIDE = 8192  # pixels a side of a synthetic clip (8K)
+MAX_FRAMES = 10000
 _KR, _KB = 0.2126, 0.0722  # BT.709
 
 
@@ -23,13 +27,19 @@ def make_test_clip(ref_path: str, dist_path: str, width: int, height: int, frame
                    seed: int = 0, bit_depth: int = 8, distortion: str = "jpeg",
                    quality: int = 30) -> VideoFormat:
     """Write ``frames`` frames of raw yuv420p (8-bit) or yuv420p10le (10-bit) to both
-    paths and return their format (25 fps, limited range)."""
-    if width <= 0 or height <= 0 or width % 2 or height % 2:
-        raise ValueError(f"width and height must be positive and even, got {width}x{height}")
+    paths and return their format (25 fps, limited range). Bad arguments raise :class:`InputError` before
+    anything is written."""
+    for what, value in (("width", width), ("height", height)):
+        whole_number(value, what, 2, MAX_SIDE)
+    if width % 2 or height % 2:
+        raise InputError(f"width and height must be positive and even, got {width}x{height}")
+    whole_number(frames, "frames", 1, MAX_FRAMES)
+    whole_number(quality, "JPEG quality", 1, 100)
+    whole_number(seed, "seed", 0, 2**32 - 1)
     if bit_depth not in (8, 10):
-        raise ValueError(f"bit depth must be 8 or 10, got {bit_depth}")
+        raise InputError(f"bit depth must be 8 or 10, got {bit_depth}")
     if distortion not in DISTORTIONS:
-        raise ValueError(f"unknown distortion {distortion!r} (expected one of {DISTORTIONS})")
+        raise InputError(f"unknown distortion {distortion!r} (expected one of {DISTORTIONS})")
     rng = np.random.default_rng(seed)
     pad = 64
     texture = cv2.GaussianBlur(rng.standard_normal((height + pad, width + pad), np.float32),

@@ -97,10 +97,14 @@ class VideoReader:
         raise NotImplementedError
 
     def _read_samples(self, index: int, allow_eof: bool) -> np.ndarray | None:
-        buf = np.empty(self.format.frame_bytes, np.uint8)
-        got = len(self._head)
-        buf[:got] = np.frombuffer(self._head, np.uint8)
-        self._head = b""
+        try:
+            buf = np.empty(self.format.frame_bytes, np.uint8)
+        except MemoryError:
+            raise InputError(f"{self.name}: a {self.format.width}x{self.format.height} {self.format.pix_fmt} frame "
+                             f"({self.format.frame_bytes} bytes) does not fit in memory") from None
+        got = min(len(self._head), buf.size)  # a frame smaller than the head leaves the rest to the next frame
+        buf[:got] = np.frombuffer(self._head[:got], np.uint8)
+        self._head = self._head[got:]
         view = memoryview(buf)
         while got < buf.size and (n := self._stream.readinto(view[got:])):
             got += n
@@ -172,10 +176,15 @@ def open_raw(stream: BinaryIO, name: str, size: int | None, width: int | None,
 
 
 
+MAX_SIDE = 32768  # largest width or height read: beyond it, a size is a corrupt header or a wrong --width
+
+
 def check_dimensions(name: str, width: int, height: int) -> None:
     if width <= 0 or height <= 0 or width % 2 or height % 2:
         raise InputError(f"{name}: width and height must be positive and even for 4:2:0, "
                          f"got {width}x{height}")
+    if max(width, height) > MAX_SIDE:
+        raise InputError(f"{name}: width and height must be at most {MAX_SIDE}, got {width}x{height}")
 
 
 

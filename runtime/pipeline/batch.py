@@ -4,8 +4,10 @@ The output CSV has one line per manifest row: the manifest's columns, one column
 engine (its pooled score), then ``frames``, ``status`` (``ok``/``failed``), ``error``
 and ``seconds``, in the order rows finish. Each finished row is appended with one
 write and fsynced, so a killed run loses only the rows in flight and a rerun skips
-the rows already there (``retry_failed`` drops failed ones first and scores them again).
-A row that fails is recorded with its error; the batch goes on.
+the rows already there, with the engines named in any order. A row that fails is
+recorded with its error; the batch goes on. A rerun does not score failed rows again
+unless ``retry_failed`` (which drops them first), but counts them
+(:attr:`BatchSummary.failed_before`), so a batch with failed rows never looks complete.
 
 Workers are threads: the work runs in native code that releases the GIL (NumPy,
 OpenCV, ONNX Runtime, ffmpeg), and a killed batch leaves no worker processes behind.
@@ -23,10 +25,11 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.runtime.checks import thread_count
 from vqa_rt.runtime.engines.record import Engine
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.outputs import check_output_paths, write_atomic
-from vqa_rt.runtime.pipeline.manifest import KEY, ManifestRow, read_manifest
+from vqa_rt.runtime.pipeline.manifest import KEY, Manifest, ManifestRow, read_manifest
 from vqa_rt.runtime.pipeline.pooling import pool as pool_values
 from vqa_rt.runtime.pipeline.score import score
 from vqa_rt.runtime.scorers.factory import scoring_engine
@@ -40,7 +43,8 @@ BatchProgress = Callable[[int, int, int], None]  # (rows done, rows to do, rows 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What one run did: rows in the manifest, already done before, scored and failed now."""
+    """What one run did: rows in the manifest, already in the output before (``skipped``; of them
+    ``failed_before`` recorded as failed and not retried), scored and failed now."""
 
     output: str
     total: int
@@ -49,6 +53,7 @@ class BatchSummary:
     failed: int
     workers: int
     untrained: list[str]  # engine columns whose model has untrained weights
+    failed_before: int = 0
 
 
 class _Cancelled(Exception):
@@ -66,6 +71,7 @@ class ResultLog:
 
     def __init__(self, path: str, columns: list[str], retry_failed: bool = False):
         self.path, self.columns = path, columns
+        self.failed: set[str] = set()  # keys of the rows in the file recorded as failed (kept, not retried)
         self.done = self._resume(retry_failed)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 
@@ -85,14 +91,17 @@ class ResultLog:
 
     def _kept_keys(self, header: str, retry_failed: bool) -> set[str]:
         table = read_table(self.path)
-        if table.columns != self.columns:
+        if sorted(table.columns) != sorted(self.columns):
             raise InputError(f"{self.path}: has columns {', '.join(table.columns)}; this run writes "
                              f"{', '.join(self.columns)}: resume with the same manifest and engines "
                              "or choose another output")
+        self.columns = table.columns  # the same columns (engines named in another order): keep the file's order
+        header = _csv_line(self.columns)
         rows = table.rows
         if retry_failed and any(row["status"] != "ok" for row in rows):
             rows = [row for row in rows if row["status"] == "ok"]
             write_atomic(self.path, header + "".join(_csv_line(row[c] for c in self.columns) for row in rows))
+        self.failed = {row[KEY] for row in rows if row["status"] != "ok"}
         return {row[KEY] for row in rows}
 
     def append(self, values: dict[str, str]) -> None:
@@ -113,7 +122,9 @@ class ResultLog:
 
 
 def plan_workers(rows: int, workers: int = 0, threads: int = 0) -> tuple[int, int]:
-    """(workers, threads per worker): by default one worker per core, the cores shared out between them."""
+    """(workers, threads per worker): by default one worker per core, the cores shared out between them.
+    Each of ``workers`` and ``threads`` is 0 (automatic) up to 4 per core."""
+    workers, threads = thread_count(workers, "--workers"), thread_count(threads, "--threads")
     cores = os.cpu_count() or 1
     workers = max(1, min(workers or cores, rows))
     return workers, threads or max(1, cores // workers)
@@ -151,33 +162,46 @@ def _score_row(row: ManifestRow, engines: list[Engine], options: FrameOptions, p
             "seconds": f"{time.perf_counter() - start:.3f}"}
 
 
-def _batch_engines(names: list[str], manifest_columns: list[str]) -> list[Engine]:
-    """The engines resolved, checked to write columns of their own."""
+def _batch_engines(names: list[str], manifest: Manifest) -> list[Engine]:
+    """The engines resolved, checked to write columns of their own: no manifest column may be named like a
+    column the results add (the engines' columns, :data:`RESULT_COLUMNS`)."""
     if not names:
         raise InputError("no engine given: name at least one (an .onnx FR model, psnr, ssim, ms-ssim or vmaf)")
+    clash = [column for column in manifest.columns if column in RESULT_COLUMNS]
+    if clash:
+        raise InputError(f"{manifest.path}: column {clash[0]!r} is one score-batch writes "
+                         f"({', '.join(RESULT_COLUMNS)} and one per engine): rename it in the manifest")
     engines = [scoring_engine(name) for name in names]
-    taken = set(manifest_columns) | set(RESULT_COLUMNS)
+    writers: dict[str, str] = {}
     for engine in engines:
-        if engine.column in taken:
-            raise InputError(f"engine {engine.name!r} would write column {engine.column!r}, which is already taken")
-        taken.add(engine.column)
+        if engine.column in manifest.columns:
+            raise InputError(f"{manifest.path}: column {engine.column!r} is the one engine {engine.name!r} writes: "
+                             "rename it in the manifest")
+        if engine.column in writers:
+            raise InputError(f"engines {writers[engine.column]!r} and {engine.name!r} would both write column "
+                             f"{engine.column!r}: give each engine once")
+        writers[engine.column] = engine.name
     return engines
 
 
 def run_batch(manifest_path: str, engines: list[str], output: str, options: FrameOptions = FrameOptions(), *,
               pool: str = "mean", workers: int = 0, threads: int = 0, device: str = "cpu",
-              retry_failed: bool = False, progress: BatchProgress | None = None) -> BatchSummary:
+              retry_failed: bool = False, progress: BatchProgress | None = None,
+              fps: float | None = None) -> BatchSummary:
     """Score the manifest's rows not yet in ``output`` with every engine; rows are appended as they finish.
 
-    Engines, manifest and output are checked before anything is scored. On an
-    interrupt the workers stop after their current frame and the rows they were
-    scoring are not written.
+    Engines, manifest, options and output are checked before anything is scored. ``fps`` is the frame rate
+    of raw YUV rows without one in an ``fps`` column. Rows the output records as failed are scored again
+    only with ``retry_failed``; otherwise they are counted in :attr:`BatchSummary.failed_before`. On an
+    interrupt the workers stop after their current frame and the rows they were scoring are not written.
     """
     if pool not in POOLS:
         raise InputError(f"unknown pooling {pool!r} (choose from {', '.join(POOLS)})")
-    manifest = read_manifest(manifest_path)
-    resolved = _batch_engines(engines, manifest.columns)
-    check_output_paths([output])
+    plan_workers(1, workers, threads)  # checks them before the output is touched
+    manifest = read_manifest(manifest_path, fps)
+    resolved = _batch_engines(engines, manifest)
+    check_output_paths([output], [manifest_path, *(path for engine in resolved for path in engine.files),
+                                  *(video.path for row in manifest.rows for video in (row.reference, row.distorted))])
     with ResultLog(output, [*manifest.columns, *(e.column for e in resolved), *RESULT_COLUMNS], retry_failed) as log:
         todo = [row for row in manifest.rows if row.key not in log.done]
         workers, threads = plan_workers(len(todo), workers, threads)
@@ -200,4 +224,6 @@ def run_batch(manifest_path: str, engines: list[str], output: str, options: Fram
                     future.cancel()
                 raise
     untrained = [engine.column for engine in resolved if engine.untrained]
-    return BatchSummary(output, len(manifest.rows), len(manifest.rows) - len(todo), scored, failed, workers, untrained)
+    failed_before = len(log.failed & {row.key for row in manifest.rows})
+    return BatchSummary(output, len(manifest.rows), len(manifest.rows) - len(todo), scored, failed, workers, untrained,
+                        failed_before)

@@ -232,6 +232,17 @@ class _Run:
             raise first_error
 
 
+def check_selections(readers: dict[str, VideoReader], branches: list[Branch]) -> None:
+    """What :func:`run_pipeline` checks before it starts a branch, for callers that must know before they write
+    anything: every branch has its videos and can select its frames of them (they pair, the skip leaves
+    frames, per-second sampling has a frame rate)."""
+    for branch in branches:
+        missing = [role for role in branch.roles if role not in readers]
+        if missing:
+            raise InputError(f"{branch.name} needs the {' and the '.join(missing)} video")
+        _selection(branch, readers)
+
+
 def run_pipeline(readers: dict[str, VideoReader], branches: list[Branch],
                  on_frame: FrameCallback | None = None) -> None:
     """Read the videos once and run every branch over the frames it selects (see the module's text).

@@ -22,10 +22,10 @@ import vqa_rt
 from vqa_rt.errors import InputError
 from vqa_rt.runtime.engines.record import Engine, resolve_engine
 from vqa_rt.runtime.frames.options import EngineSampling, FrameOptions
-from vqa_rt.runtime.frames.sources import VideoInput, open_inputs
+from vqa_rt.runtime.frames.sources import VideoInput, check_stdin, open_inputs
 from vqa_rt.runtime.frames.video import VideoReader
-from vqa_rt.runtime.outputs import render_json, write_atomic
-from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
+from vqa_rt.runtime.outputs import check_output_paths, render_json, write_atomic
+from vqa_rt.runtime.pipeline.fanout import Branch, check_selections, run_pipeline
 from vqa_rt.runtime.pipeline.qpmap import QPMapBranch, check_method, map_file_sink
 from vqa_rt.runtime.pipeline.score import ScoreBranch, check_reference, score_outputs
 from vqa_rt.runtime.qpmaps.conversion import QPConversion
@@ -86,6 +86,7 @@ def check_job(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoI
         raise InputError("; ".join(f"{users[role]} need the {'source' if role == 'reference' else 'distorted'} "
                                    f"video (--{'source' if role == 'reference' else 'distorted'})"
                                    for role in missing))
+    check_stdin({role: inputs[role] for role in engines.roles()})
     resolved: dict[str, Engine | None] = {}
     if engines.fr:
         resolved["fr"] = scoring_engine(engines.fr)
@@ -127,6 +128,15 @@ def _branches(engines: JobEngines, options: JobOptions, inputs: dict[str, VideoI
     return branches
 
 
+def output_names(engines: JobEngines, options: JobOptions) -> list[str]:
+    """The files a job writes in its output folder."""
+    names = [f"{name}.{ext}" for name in ("fr", "nr") if getattr(engines, name) for ext in ("json", "csv")]
+    if engines.maps:
+        names += [f"qpmap.{MAP_EXTENSIONS[options.map_format]}"] if options.map_format != SUMMARY_ONLY else []
+        names.append("qpmap.json")
+    return names + [SUMMARY_NAME]
+
+
 def _summary(branch: Branch, seconds: float) -> dict[str, Any]:
     """A branch's entry in the run summary."""
     frames = len(branch.results.get("frames", []))
@@ -153,6 +163,10 @@ def run_job(engines: JobEngines, inputs: dict[str, VideoInput], options: JobOpti
     if output_dir is not None:
         if os.path.exists(output_dir) and not os.path.isdir(output_dir):
             raise InputError(f"{output_dir}: exists and is not a directory")
+    if output_dir is not None and os.path.isdir(output_dir):  # a folder still to be made holds no input
+        check_output_paths([os.path.join(output_dir, name) for name in output_names(engines, options)],
+                           [path for engine in resolved.values() if engine is not None for path in engine.files]
+                           + [inputs[role].path for role in engines.roles()])
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         if readers is None:
@@ -160,9 +174,10 @@ def run_job(engines: JobEngines, inputs: dict[str, VideoInput], options: JobOpti
         if options.frames.max_frames is not None:
             for reader in readers.values():
                 reader.limit(options.frames.frame_skip + options.frames.max_frames)
+        branches = _branches(engines, options, inputs, resolved, output_dir, device, threads, map_lines)
+        check_selections(readers, branches)  # e.g. NR's per-second sampling of raw YUV with no --fps: before any write
         if output_dir is not None:
             os.makedirs(output_dir, exist_ok=True)
-        branches = _branches(engines, options, inputs, resolved, output_dir, device, threads, map_lines)
 
         def merged(index: int, outputs: dict[str, Any]) -> None:
             if on_frame is not None:

@@ -222,9 +222,10 @@ def write_qp_maps(
     conversion = conversion if conversion is not None else conversion_for(fmt)
     check_format(fmt, output, conversion.grid)
     model = check_method(engine, method)
-    check_output_paths([output, *([summary_path] if summary_path else [])])
-    summary_paths = [p for p in (output if fmt == SUMMARY_ONLY else None, summary_path) if p]
     video = VideoInput(video) if isinstance(video, str) else video
+    check_output_paths([output, *([summary_path] if summary_path else [])],
+                       (model.files if model is not None else []) + [video.path])
+    summary_paths = [p for p in (output if fmt == SUMMARY_ONLY else None, summary_path) if p]
     branch = QPMapBranch("qpmap", model, conversion, frame_options, path=video.path,
                          sink=map_file_sink(fmt, output, conversion.base_qp), device=device, threads=threads,
                          progress=progress)

@@ -141,10 +141,13 @@ class ScoreBranch(Branch):
 
 
 def score_outputs(output_json: str | None, output_csv: str | None) -> list[tuple[str, Callable]]:
-    """The snapshot targets for result files (JSON, CSV), checked to be writable."""
-    outputs = [(p, r) for p, r in ((output_json, render_json), (output_csv, render_csv)) if p]
-    check_output_paths([p for p, _ in outputs])
-    return outputs
+    """The snapshot targets for result files (JSON, CSV)."""
+    return [(p, r) for p, r in ((output_json, render_json), (output_csv, render_csv)) if p]
+
+
+def input_files(engine: Engine, inputs: dict[str, VideoInput]) -> list[str]:
+    """The files a scoring job reads: the model file (a baseline has none) and the videos."""
+    return engine.files + [video.path for video in inputs.values()]
 
 
 def score(
@@ -175,8 +178,10 @@ def score(
     check_reference(engine, reference)
     options = options.with_default_sampling(engine.default_sampling)
     inputs = {role: video for role, video in (("reference", reference), ("distorted", distorted)) if video}
+    outputs = score_outputs(output_json, output_csv)
+    check_output_paths([path for path, _ in outputs], input_files(engine, inputs))
     branch = ScoreBranch("score", engine, options, inputs=inputs, device=device, threads=threads,
-                         outputs=score_outputs(output_json, output_csv), progress=progress)
+                         outputs=outputs, progress=progress)
     with open_inputs(inputs) as readers:
         run_pipeline(readers, [branch])
     return branch.result

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vqa_rt.errors import InputError
+from vqa_rt.runtime.checks import finite_number, whole_number
 
 BLOCK = 16
 GRIDS = (16, 32, 64, 128)
@@ -90,9 +91,13 @@ class QPConversion:
     codec: str = "hevc"
 
     def __post_init__(self) -> None:
-        if self.codec not in QP_RANGES:
+        if not isinstance(self.codec, str) or self.codec not in QP_RANGES:
             raise InputError(f"unknown codec {self.codec!r} for the QP range (known: {', '.join(QP_RANGES)})")
         low, high = QP_RANGES[self.codec]
+        whole_number(self.base_qp, "base QP", None)
+        whole_number(self.max_delta, "max delta QP", None)
+        finite_number(self.beta, "the R-lambda exponent beta")
+        finite_number(self.slope, "slope")
         if not low <= self.base_qp <= high:
             raise InputError(f"base QP {self.base_qp} is outside the {self.codec} range {low}..{high}")
         if not self.beta < 0:
@@ -101,7 +106,7 @@ class QPConversion:
             raise InputError(f"slope must be positive (1.0 default, 1.2 aggressive), got {self.slope}")
         if not 0 <= self.max_delta <= high - low:
             raise InputError(f"max delta QP must be 0..{high - low}, got {self.max_delta}")
-        if self.grid not in GRIDS:
+        if isinstance(self.grid, bool) or self.grid not in GRIDS:
             raise InputError(f"grid must be one of {', '.join(map(str, GRIDS))} pixels, got {self.grid}")
 
     @property

@@ -25,16 +25,18 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.runtime.checks import finite_number, thread_count
 from vqa_rt.runtime.engines.record import Engine
 from vqa_rt.runtime.engines.runners import open_runner, warm_runners
 from vqa_rt.runtime.frames.options import EngineSampling, FrameOptions
-from vqa_rt.runtime.frames.sources import VideoInput
+from vqa_rt.runtime.frames.sources import MIN_FPS, VideoInput, check_fps
 from vqa_rt.runtime.frames.video import BIT_DEPTHS, PIX_FMTS, VideoFormat, VideoReader
 from vqa_rt.runtime.pipeline.job import JobEngines, JobOptions, check_job, run_job
 from vqa_rt.runtime.qpmaps.conversion import QPConversion
 from vqa_rt.runtime.serve.protocol import DONE_MAGIC, FRAME_MAGIC, HEADER_LIMIT, MESSAGE, PROTOCOL_VERSION
 
 MAX_SIDE = 8192
+MAX_DRAIN_TIMEOUT = 86400.0  # seconds running jobs may get at shutdown: a day
 ROLE_NAMES = {"reference": "source", "distorted": "distorted"}
 _FRAME_OPTIONS = {"frame_skip", "max_frames", "batch_size", "matrix", "range"}
 _ENGINE_SAMPLING = {"fr_stride": ("fr", "frame_stride"), "nr_fps": ("nr", "sample_fps"),
@@ -83,8 +85,13 @@ def parse_job(header: dict[str, Any], available: JobEngines) -> Job:
     if pix_fmt not in PIX_FMTS:
         raise InputError(f'"pix_fmt" must be one of {", ".join(PIX_FMTS)}, got {pix_fmt!r}')
     fps = header.get("fps")
-    if fps is not None and not (isinstance(fps, (int, float)) and fps > 0):
-        raise InputError(f'"fps" must be a positive number, got {fps!r}')
+    if fps is not None:
+        try:
+            check_fps('"fps"', fps)
+        except InputError:
+            raise InputError(f'"fps" must be a positive finite number (at least {MIN_FPS:g}), got {fps!r}') from None
+    if not isinstance(header.get("qp_maps", False), bool):
+        raise InputError(f'"qp_maps" must be true or false, got {header["qp_maps"]!r}')
     engines = replace(available, fr=available.fr if "fr" in names else None,
                       nr=available.nr if "nr" in names else None,
                       qpmap=available.qpmap if "qpmap" in names else None,
@@ -103,7 +110,20 @@ def parse_job(header: dict[str, Any], available: JobEngines) -> Job:
         raise InputError(f"bad job option: {exc}") from None
     rate = None if fps is None else Fraction(fps).limit_denominator(1001)
     fmt = VideoFormat(width, height, BIT_DEPTHS[pix_fmt], rate, None, pix_fmt)
-    return Job(engines, options, fmt, bool(header.get("qp_maps", False)))
+    return Job(engines, options, fmt, header.get("qp_maps", False))
+
+
+def read_job_header(line: bytes, available: JobEngines) -> Job:
+    """The job of a header line as read (at most :data:`HEADER_LIMIT` bytes), checked by :func:`parse_job`."""
+    if not line.endswith(b"\n"):
+        raise InputError("the job header must be one JSON line under 64 KiB ending in a newline")
+    try:
+        header = json.loads(line)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, a number of more digits than int() takes
+        raise InputError("the job header is not valid JSON") from None
+    except RecursionError:
+        raise InputError("the job header nests JSON arrays or objects too deeply") from None
+    return parse_job(header, available)
 
 
 class _Messages:
@@ -178,13 +198,7 @@ class _Handler(socketserver.StreamRequestHandler):
     def _job(self) -> None:
         line = self.rfile.readline(HEADER_LIMIT)
         try:
-            if not line.endswith(b"\n"):
-                raise InputError("the job header must be one JSON line under 64 KiB ending in a newline")
-            try:
-                header = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise InputError("the job header is not valid JSON") from None
-            job = parse_job(header, self.server.engines)
+            job = read_job_header(line, self.server.engines)
             name = f"job {self.server.next_job()}"
             inputs = {role: VideoInput(f"<{name} {ROLE_NAMES[role]}>") for role in job.roles}
             check_job(job.engines, job.options, inputs)
@@ -279,7 +293,10 @@ def check_socket_path(path: str) -> None:
 def serve(path: str, engines: JobEngines, *, device: str = "cpu", threads: int = 0, stop: threading.Event,
           drain_timeout: float = 30.0, ready=None, log=print) -> None:
     """Serve jobs on the Unix socket ``path`` until ``stop`` is set, then finish running jobs (up to
-    ``drain_timeout`` s, then fail the rest) and remove the socket. ``ready()`` is called once listening."""
+    ``drain_timeout`` s, 0..:data:`MAX_DRAIN_TIMEOUT`, then fail the rest) and remove the socket. ``ready()`` is
+    called once listening."""
+    finite_number(drain_timeout, "--drain-timeout (seconds)", at_least=0, at_most=MAX_DRAIN_TIMEOUT)
+    thread_count(threads)
     inputs = {role: VideoInput("<check>") for role in engines.roles()}
     resolved = check_job(engines, JobOptions(map_format="json"), inputs)
     check_socket_path(path)

@@ -102,3 +102,59 @@ def test_bad_batch_inputs_get_one_line_and_exit_2(bad_batch_inputs, manifest, en
     assert result.returncode == 2, stderr
     assert stderr.count("\n") == 1 and stderr.startswith("vqa-rt: error: ") and message in stderr
     assert not output.exists()
+
+
+def _one_error_line(result: subprocess.CompletedProcess, message: str) -> None:
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr and stderr.count("\n") == 1 and stderr.startswith("vqa-rt: error: "), stderr
+    assert message in stderr, stderr
+
+
+@pytest.mark.parametrize("text, args, message", [
+    ("reference,distorted,width,height,status\n{ref},{dist},128,96,x\n", [],
+     "column 'status' is one score-batch writes (frames, status, error, seconds and one per engine)"),
+    ("reference,distorted,width,height,seconds\n{ref},{dist},128,96,1\n", [], "column 'seconds' is one score-batch"),
+    ("reference,distorted,width,height,psnr\n{ref},{dist},128,96,30\n", [],
+     "column 'psnr' is the one engine 'psnr' writes: rename it in the manifest"),
+    ("reference,distorted,width,height\n{ref},{dist},128\n", [], "line 2 has 3 fields, the header 4"),
+    ("reference,distorted,width,height\n{ref},{dist},128,96,1\n", [], "line 2 has 5 fields, the header 4"),
+    ("reference,distorted,width,height,fps\n{ref},{dist},128,96,inf\n", [], "line 2: fps: frame rate must be a finite"),
+    ("reference,distorted,width,height\n{ref},{dist},128,96\n", ["-e", "psnr"], "would both write column 'psnr'"),
+    ("reference,distorted,width,height\n{ref},{dist},128,96\n", ["--fps", "nan"], "frame rate must be a finite number"),
+    ("reference,distorted,width,height\n{ref},{dist},128,96\n", ["--workers", "100000"], "--workers must be 0"),
+    ("reference,distorted,width,height\n{ref},{dist},128,96\n", ["--threads", "100000"], "--threads must be 0"),
+    ("reference,distorted,width,height\n{ref},{dist},128,96\n", ["--sample-fps", "inf"], "must be a finite number"),
+])
+def test_bad_manifests_and_options_are_refused_before_anything_is_written(cli, clip, tmp_path, text, args, message):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(text.format(ref=clip.ref, dist=clip.dist))
+    output = tmp_path / "out.csv"
+    _one_error_line(cli("score-batch", manifest, "-e", "psnr", "-o", output, *args), message)
+    assert not output.exists()
+
+
+def test_a_rerun_after_every_row_failed_reports_them_and_exits_1(cli, clip, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"reference,distorted,width,height\n{clip.ref},gone1.yuv,128,96\n{clip.ref},gone2.yuv,128,96\n")
+    output = tmp_path / "out.csv"
+    first = cli("score-batch", manifest, "-e", "psnr", "-e", "ssim", "-o", output)
+    assert first.returncode == 1 and b"rows: 0 scored, 2 failed, 0 already in" in first.stdout, first.stderr
+    before = output.read_bytes()
+    rerun = cli("score-batch", manifest, "-e", "ssim", "-e", "psnr", "-o", output)  # engines in another order
+    assert rerun.returncode == 1, rerun.stderr
+    assert b"rows: 0 scored, 0 failed, 2 already in" in rerun.stdout and b"(2 of them failed, not retried)" in rerun.stdout
+    stderr = rerun.stderr.decode()
+    assert stderr.count("\n") == 1 and stderr.startswith("vqa-rt: failed rows: 2 (0 now, 2 earlier)"), stderr
+    assert output.read_bytes() == before
+
+
+def test_nr_rows_of_raw_yuv_take_the_fps_column_else_the_fps_option(cli, clip, nr_export, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"reference,distorted,width,height,fps\n{clip.ref},{clip.dist},128,96,2\n"
+                        f"{clip.ref},{clip.ref},128,96,\n")
+    output = tmp_path / "out.csv"
+    done = cli("score-batch", manifest, "-e", nr_export.path, "-o", output, "--fps", "5")
+    assert done.returncode == 0, done.stderr
+    frames = {row["distorted"]: row["frames"] for row in _data_rows(output)}
+    assert frames == {clip.dist: "3", clip.ref: "2"}  # 1 frame per second of 6 frames: at 2 fps 0, 2, 4; at 5 fps 0, 5

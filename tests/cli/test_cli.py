@@ -176,3 +176,100 @@ def test_console_script_is_installed():
     assert script.exists(), f"{script} missing: install the package (make test does)"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "score" in result.stdout
+
+
+RAW = ["-w", "128", "-h", "96"]
+SCORE = ["score", "--engine", "psnr", "-r", "{ref}", "-d", "{dist}", *RAW, "-o", "{out}"]
+RUN = ["run", "-s", "{ref}", "-d", "{dist}", *RAW, "-o", "{out}"]
+QPMAP = ["qpmap", "-i", "{ref}", *RAW, "--method", "activity", "-o", "{out}"]
+EXPORT = ["export", "--random-init", "0", "--no-validate", "-o", "{out}"]
+SERVE = ["serve", "--socket", "{out}", "--fr", "psnr"]
+
+# Option values that must be refused in one line before any work (class: no value reaches a traceback or a hang).
+BAD_VALUES = {
+    "huge analysis size": ([*SCORE, "--analysis-size", "100000x100000"], "analysis size width must be at most 8192"),
+    "malformed analysis size": ([*SCORE, "--analysis-size", "640by360"], "--analysis-size: expected WIDTHxHEIGHT"),
+    "fps inf": ([*SCORE, "--fps", "inf"], "frame rate must be a finite number, got inf"),
+    "fps nan": ([*SCORE, "--fps", "nan"], "frame rate must be a finite number, got nan"),
+    "fps 0": ([*SCORE, "--fps", "0"], "frame rate must be greater than 0"),
+    "fps negative": ([*SCORE, "--fps", "-5"], "frame rate must be greater than 0"),
+    "sample fps inf": ([*SCORE, "--fps", "25", "--sample-fps", "inf"], "sampling rate (frames per second) must be a finite"),
+    "max frames beyond any video": ([*SCORE, "--max-frames", "1" + "0" * 20], "max frames must be at most"),
+    "huge batch size": ([*SCORE, "--batch-size", "100000"], "batch size must be at most 1024"),
+    "threads 2000": ([*SCORE, "--threads", "2000"], "--threads must be 0 (automatic) to"),
+    "negative threads": ([*QPMAP, "--threads", "-1"], "--threads must be 0 (automatic) to"),
+    "both from stdin": (["score", "--engine", "psnr", "-r", "-", "-d", "-", *RAW, "-o", "{out}"],
+                        "the reference and the distorted video cannot both be read from stdin"),
+    "run both from stdin": (["run", "-s", "-", "-d", "-", *RAW, "--fr", "psnr", "-o", "{out}"],
+                            "cannot both be read from stdin"),
+    "run nr and qpmap on raw YUV without fps": ([*RUN, "--nr", "{nr}", "--qpmap", "{qp}"],
+                                                "needs the video's frame rate"),
+    "run fps inf": ([*RUN, "--fr", "psnr", "--fps", "inf"], "frame rate must be a finite number"),
+    "run nr fps nan": ([*RUN, "--nr", "{nr}", "--fps", "5", "--nr-fps", "nan"], "must be a finite number"),
+    "slope inf": ([*QPMAP, "--slope", "inf"], "slope must be a finite number, got inf"),
+    "beta -inf": ([*QPMAP, "--beta", "-inf"], "beta must be a finite number, got -inf"),
+    "make-clip odd width": (["make-clip", "-r", "{out}", "-d", "{out2}", "-w", "63"], "must be positive and even"),
+    "make-clip huge width": (["make-clip", "-r", "{out}", "-d", "{out2}", "-w", "100000"], "width must be at most 8192"),
+    "make-clip no frames": (["make-clip", "-r", "{out}", "-d", "{out2}", "--frames", "0"], "frames must be 1 or more"),
+    "export opset 5": (["export", "fr", *EXPORT[1:], "--opset", "5"],
+                       "--opset 5: the fr model exports at opsets 19.."),
+    "export opset below the exporter's": (["export", "qpmap", *EXPORT[1:], "--opset", "17"], "exports at opsets 18.."),
+    "export config not an object": (["export", "fr", *EXPORT[1:], "--config", "{list_json}"],
+                                    "a fr config must be a JSON object of fields, got list"),
+    "export config of wrong types": (["export", "fr", *EXPORT[1:], "--config", "{types_json}"],
+                                     "fr config field 'trunk_blocks' must be a list, got 'x'"),
+    "export config the model cannot take": (["export", "qpmap", *EXPORT[1:], "--config", "{short_json}"],
+                                            "the qpmap config does not make a model"),
+    "serve drain timeout negative": ([*SERVE, "--drain-timeout", "-5"], "--drain-timeout (seconds) must be at least 0"),
+    "serve drain timeout inf": ([*SERVE, "--drain-timeout", "inf"], "--drain-timeout (seconds) must be a finite"),
+    "serve threads": ([*SERVE, "--threads", "100000"], "--threads must be 0 (automatic) to"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_value_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("values")
+    files = {"list_json": "[1, 2]", "types_json": '{"trunk_blocks": "x"}', "short_json": '{"widths": [8, 16]}'}
+    for name, text in files.items():
+        (folder / f"{name}.json").write_text(text)
+    return {name: str(folder / f"{name}.json") for name in files}
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_bad_option_values_get_one_line_exit_2_and_write_nothing(cli, clip, nr_export, qpmap_export, bad_value_files,
+                                                                   tmp_path, case):
+    args, message = BAD_VALUES[case]
+    out, out2 = tmp_path / "out", tmp_path / "out2"
+    values = dict(ref=clip.ref, dist=clip.dist, nr=nr_export.path, qp=qpmap_export.path, out=out, out2=out2,
+                  **bad_value_files)
+    result = cli(*(arg.format(**values) for arg in args), stdin=b"")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr and stderr.count("\n") == 1 and stderr.startswith("vqa-rt: error: "), stderr
+    assert message in stderr, stderr
+    assert not out.exists() and not out2.exists()
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ({"config.json": "[1]"}, "config.json: must hold a JSON object, got list"),
+    ({"config.json": "not json"}, "config.json: not valid JSON"),
+    ({"preprocessor_config.json": "[]"}, "preprocessor_config.json: must hold a JSON object"),
+    ({"preprocessor_config.json": '{"do_pad": true, "size": {"shortest_edge": 32}, "rescale_factor": "x"}'},
+     "preprocessor_config.json: bad image processor settings"),
+    ({"model.safetensors.index.json": '{"weight_map": 3}'}, "not a safetensors index"),
+    ({"model.safetensors": None}, "missing model.safetensors"),
+    ({"tokenizer.json": "garbage"}, "cannot load the tokenizer"),
+])
+def test_export_from_a_broken_checkpoint_directory_is_one_line(cli, llava_checkpoint, tmp_path, breakage, message):
+    import shutil
+
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(llava_checkpoint.path, folder)
+    for name, text in breakage.items():
+        (folder / name).unlink(missing_ok=True) if text is None else (folder / name).write_text(text)
+    output = tmp_path / "nr.onnx"
+    result = cli("export", "nr", "--checkpoint", folder, "-o", output, "--no-validate")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr and stderr.count("\n") == 1, stderr
+    assert stderr.startswith("vqa-rt: error: ") and message in stderr, stderr
+    assert not output.exists()

@@ -46,3 +46,24 @@ def test_bad_eval_inputs_get_one_line_and_exit_2(cli, scores_csv, args, message)
     stderr = result.stderr.decode()
     assert result.returncode == 2, stderr
     assert stderr.count("\n") == 1 and stderr.startswith("vqa-rt: error: ") and message in stderr
+
+
+def test_a_method_given_twice_is_one_line(cli, scores_csv):
+    result = cli("eval", scores_csv, "-m", "psnr", "-m", "psnr")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("vqa-rt: error: score column(s) given more than once: 'psnr'")
+
+
+@pytest.mark.parametrize("plots, message", [
+    ("scores.csv", "exists and is not a folder"),
+    ("scores.csv/plots", "the plot folder cannot be made"),
+])
+def test_a_plot_folder_that_cannot_be_made_is_refused_before_anything_is_written(cli, scores_csv, tmp_path, plots,
+                                                                                 message):
+    result = cli("eval", scores_csv, "-m", "psnr", "--csv", tmp_path / "t.csv", "--json", tmp_path / "t.json",
+                 "--plots", scores_csv.parent / plots)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and stderr.count("\n") == 1 and stderr.startswith("vqa-rt: error: "), stderr
+    assert message in stderr
+    assert not (tmp_path / "t.csv").exists() and not (tmp_path / "t.json").exists()

@@ -22,6 +22,13 @@ from vqa_rt.runtime.frames.video import VideoFormat
     (dict(frame_stride=0), "frame stride must be 1 or more"),
     (dict(sample_fps=0.0), "sampling rate must be positive"),
     (dict(frame_stride=2, sample_frames=4), "choose one of frame stride"),
+    (dict(analysis_size=(100000, 100000)), "analysis size width must be at most 8192"),
+    (dict(analysis_size=(64,)), "analysis size must be a width and a height"),
+    (dict(analysis_size=(64, "x")), "analysis size height must be a whole number"),
+    (dict(batch_size="x"), "batch size must be a whole number, got 'x'"),
+    (dict(batch_size=True), "batch size must be a whole number, got True"),
+    (dict(batch_size=100000), "batch size must be at most 1024"),
+    (dict(sample_fps=float("inf")), "must be a finite number, got inf"),
 ])
 def test_bad_options_fail_when_made(values, message):
     with pytest.raises(InputError, match=message):

@@ -37,10 +37,22 @@ def test_streams_of_unknown_length_are_sampled_lazily():
     (dict(rate=0.0), "sampling rate must be positive"),
     (dict(stride=0), "frame stride must be 1 or more"),
     (dict(skip=-1), "frame skip must be 0 or more"),
+    (dict(rate=float("inf")), "sampling rate .* must be a finite number, got inf"),
+    (dict(rate=float("nan")), "sampling rate .* must be a finite number, got nan"),
+    (dict(rate=1e-9), "sampling rate must be at least 1e-06 frames per second"),
+    (dict(rate="1"), "must be a finite number, got '1'"),
+    (dict(stride=True), "frame stride must be a whole number, got True"),
+    (dict(count=2.5), "sample frames must be a whole number, got 2.5"),
+    (dict(max_frames=10**30), "max frames must be at most"),
 ])
 def test_invalid_sampling(kwargs, message):
     with pytest.raises(InputError, match=message):
         FrameSampling(**kwargs)
+
+
+def test_a_rate_far_above_the_videos_takes_every_frame_at_once():
+    # stepping k * fps / rate one frame at a time would take ~1e298 steps per frame
+    assert list(FrameSampling(rate=1e300).indices(5, Fraction(25))) == [0, 1, 2, 3, 4]
 
 
 def test_rate_needs_a_frame_rate_and_count_a_frame_count():

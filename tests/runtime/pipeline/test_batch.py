@@ -83,6 +83,25 @@ def test_an_interrupted_batch_resumes_and_writes_every_row_once(dataset):
     assert sorted(r["distorted"] for r in _read(output)) == [f"clips/d{i}.yuv" for i in range(5)]
 
 
+def test_a_rerun_reports_rows_that_failed_before_and_takes_the_engines_in_any_order(dataset):
+    folder, manifest = dataset
+    for i in range(5):
+        (folder / "clips" / f"d{i}.yuv").unlink()
+    output = str(folder / "scores.csv")
+    first = run_batch(manifest, ["psnr", "ssim"], output, workers=1)
+    assert (first.scored, first.failed, first.failed_before) == (0, 5, 0)
+    header = _read(output)[0].keys()
+    rerun = run_batch(manifest, ["ssim", "psnr"], output)  # the same engines, named the other way round
+    assert (rerun.skipped, rerun.scored, rerun.failed, rerun.failed_before) == (5, 0, 0, 5)
+    assert _read(output)[0].keys() == header and len(_read(output)) == 5  # nothing rewritten, nothing added
+    shutil.copy(folder / "clips" / "ref.yuv", folder / "clips" / "d1.yuv")
+    retried = run_batch(manifest, ["ssim", "psnr"], output, retry_failed=True)
+    assert (retried.skipped, retried.scored, retried.failed, retried.failed_before) == (0, 1, 4, 0)
+    rows = {r["distorted"]: r for r in _read(output)}
+    assert len(rows) == 5 and rows["clips/d1.yuv"]["status"] == "ok" and float(rows["clips/d1.yuv"]["ssim"]) == 1.0
+    assert run_batch(manifest, ["psnr", "ssim"], output).failed_before == 4
+
+
 def test_resuming_needs_the_same_columns(dataset):
     folder, manifest = dataset
     output = str(folder / "scores.csv")
@@ -97,7 +116,9 @@ def test_bad_batches_fail_before_writing_anything(dataset, tmp_path):
     cases = [
         (lambda: run_batch(manifest, ["psnrr"], str(output)), ModelError, "unknown engine 'psnrr'"),
         (lambda: run_batch(manifest, [], str(output)), InputError, "no engine given"),
-        (lambda: run_batch(manifest, ["psnr", "psnr"], str(output)), InputError, "column 'psnr', which is already taken"),
+        (lambda: run_batch(manifest, ["psnr", "psnr"], str(output)), InputError, "would both write column 'psnr'"),
+        (lambda: run_batch(manifest, ["psnr"], str(output), workers=-1), InputError, "--workers must be 0"),
+        (lambda: run_batch(manifest, ["psnr"], str(output), threads=10**6), InputError, "--threads must be 0"),
         (lambda: run_batch(manifest, ["psnr"], str(output), pool="median"), InputError, "unknown pooling 'median'"),
         (lambda: run_batch(str(folder / "none.csv"), ["psnr"], str(output)), InputError, "none.csv: no such file"),
         (lambda: run_batch(manifest, ["psnr"], str(folder / "no" / "out.csv")), InputError, "does not exist"),
@@ -113,7 +134,37 @@ def test_bad_batches_fail_before_writing_anything(dataset, tmp_path):
     ([{"reference": "a", "distorted": "b"}, {"reference": "c", "distorted": "b"}], "line 3: distorted 'b' is already on line 2"),
     ([{"reference": "a", "distorted": "b", "width": "wide"}], "line 2: width 'wide' is not a positive whole number"),
     ([{"reference": "", "distorted": "b"}], "line 2: no reference path"),
+    ([{"reference": "a", "distorted": "b", "fps": "fast"}], "line 2: fps 'fast' is not a number"),
+    ([{"reference": "a", "distorted": "b", "fps": "nan"}], "line 2: fps: frame rate must be a finite number"),
+    ([{"reference": "a", "distorted": "b", "fps": "-25"}], "line 2: fps: frame rate must be greater than 0"),
 ])
 def test_manifest_errors_name_the_line(tmp_path, write_csv, rows, message):
     with pytest.raises(InputError, match=message):
         read_manifest(write_csv(tmp_path / "m.csv", rows))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("reference,distorted,width,height\na,b,128\n", "line 2 has 3 fields, the header 4"),
+    ("reference,distorted,width,height\na,b,128,96,7\n", "line 2 has 5 fields, the header 4"),
+])
+def test_manifest_rows_with_too_few_or_too_many_fields_are_refused(tmp_path, text, message):
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_manifest(str(tmp_path / "m.csv"))
+
+
+def test_a_row_fps_overrides_the_default_fps(tmp_path, write_csv):
+    rows = [{"reference": "a", "distorted": "b", "fps": "29.97"}, {"reference": "a", "distorted": "c", "fps": ""}]
+    manifest = read_manifest(write_csv(tmp_path / "m.csv", rows), fps=25)
+    assert [(row.reference.fps, row.distorted.fps) for row in manifest.rows] == [(29.97, 29.97), (25, 25)]
+
+
+@pytest.mark.parametrize("column, engine", [("status", "psnr"), ("seconds", "psnr"), ("frames", "psnr"),
+                                            ("error", "psnr"), ("ssim", "ssim")])
+def test_a_manifest_column_named_like_an_output_column_is_refused(dataset, write_csv, column, engine):
+    folder, _ = dataset
+    manifest = write_csv(folder / "clash.csv", [{"reference": "clips/ref.yuv", "distorted": "clips/d0.yuv",
+                                                  "width": 128, "height": 96, column: "x"}])
+    with pytest.raises(InputError, match=f"clash.csv: column '{column}' is .*rename it in the manifest"):
+        run_batch(manifest, [engine], str(folder / "out.csv"))
+    assert not (folder / "out.csv").exists()

@@ -103,6 +103,37 @@ def test_bad_headers_get_an_error_and_the_server_keeps_serving(server, clip, hea
     assert submit(path, job(clip, ["fr"]), frame_payloads(clip))[-1]["done"]
 
 
+BAD_FIELDS = [  # (job field, what the error line says)
+    ({"batch_size": "x"}, "batch size must be a whole number, got 'x'"),
+    ({"batch_size": 1.5}, "batch size must be a whole number, got 1.5"),
+    ({"batch_size": True}, "batch size must be a whole number, got True"),
+    ({"matrix": "bogus"}, "unknown colour matrix 'bogus'"),
+    ({"matrix": ["bt709"]}, "unknown colour matrix ['bt709']"),
+    ({"range": {}}, "unknown colour range {}"),
+    ({"frame_skip": "1"}, "frame skip must be a whole number"),
+    ({"max_frames": 10**30}, "max frames must be at most"),
+    ({"fr_stride": 1.5}, "frame stride must be a whole number"),
+    ({"nr_fps": "x"}, "sampling rate (frames per second) must be a finite number"),
+    ({"fps": True}, '"fps" must be a positive finite number (at least 0.001), got True'),
+    ({"fps": 1e-9}, '"fps" must be a positive finite number (at least 0.001), got 1e-09'),
+    ({"qp_maps": "yes"}, '"qp_maps" must be true or false'),
+    ({"base_qp": "x"}, "base QP must be a whole number"),
+    ({"codec": ["hevc"]}, "unknown codec ['hevc']"),
+
+]
+
+
+def test_job_fields_of_the_wrong_type_or_range_get_a_typed_error(server, clip):
+    path, _ = server
+    for field, message in BAD_FIELDS:
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.connect(path)
+            connection.sendall(json.dumps(job(clip, ["fr"], **field)).encode() + b"\n")
+            reply = json.loads(connection.makefile("rb").readline())
+        assert message in reply["error"] and "internal error" not in reply["error"], (field, reply)
+    assert submit(path, job(clip, ["fr"]), frame_payloads(clip))[-1]["done"]
+
+
 def raw_job(path, header: dict, body: bytes) -> list[dict]:
     """Send a header and raw bytes, then stop sending; the server's replies until it closes."""
     with socket.socket(socket.AF_UNIX) as connection:
