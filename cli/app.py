@@ -74,7 +74,6 @@ def main() -> None:
         typer.echo(f"vqa-rt: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         sys.exit(2)
     if _stopped and status == 130:  # typer turns the interrupt into exit status 130
-        typer.echo(f"vqa-rt: {_stopped[0]} (results computed so far were kept in the output files, marked "
-                   "incomplete)", err=True)
+        typer.echo(f"vqa-rt: {_stopped[0]} ({_stopped[0].kept})", err=True)
         sys.exit(_stopped[0].exit_status)
     sys.exit(status if isinstance(status, int) else 0)

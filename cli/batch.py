@@ -23,6 +23,7 @@ from vqa_rt.cli.options import (
     parse_size,
 )
 from vqa_rt.cli.terminal import UNTRAINED_WARNING, rows_progress
+from vqa_rt.errors import Interrupted
 
 
 def score_batch(
@@ -67,9 +68,13 @@ def score_batch(
     options = FrameOptions(matrix=matrix, color_range=color_range, analysis_size=parse_size(analysis_size),
                            frame_skip=frame_skip, frame_stride=frame_stride, max_frames=max_frames,
                            batch_size=batch_size, sample_fps=sample_fps, sample_frames=sample_frames)
-    with rows_progress() as progress:
-        summary = run_batch(str(manifest), engine, str(output), options, pool=pool, workers=workers,
-                            threads=threads, device=device, retry_failed=retry_failed, progress=progress, fps=fps)
+    try:
+        with rows_progress() as progress:
+            summary = run_batch(str(manifest), engine, str(output), options, pool=pool, workers=workers,
+                                threads=threads, device=device, retry_failed=retry_failed, progress=progress, fps=fps)
+    except Interrupted as stopped:
+        stopped.kept = f"the rows already scored are in {output}; run the same command again to resume"
+        raise
     if summary.untrained:
         typer.echo(f"{UNTRAINED_WARNING} ({', '.join(summary.untrained)})", err=True)
     earlier = f" ({summary.failed_before} of them failed, not retried)" if summary.failed_before else ""

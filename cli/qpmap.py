@@ -27,6 +27,7 @@ from vqa_rt.cli.options import (
     Width,
 )
 from vqa_rt.cli.terminal import frame_progress
+from vqa_rt.errors import Interrupted
 from vqa_rt.runtime.qpmaps.conversion import R_LAMBDA_BETA
 
 UNTRAINED_NOTE = "note: UNTRAINED weights (seeded random init): the QP maps are not perceptually meaningful"
@@ -77,9 +78,9 @@ def qpmap_command(
                 threads=threads,
                 progress=progress,
             )
-    except KeyboardInterrupt:
-        typer.echo("vqa-rt: interrupted (no QP-map file was written)", err=True)
-        raise typer.Exit(130) from None
+    except Interrupted as stopped:
+        stopped.kept = "no QP-map file was written: maps are written only when the whole video is mapped"
+        raise
     untrained = result["model"]["untrained"]
     if untrained:
         typer.echo(UNTRAINED_NOTE, err=True)

@@ -23,6 +23,7 @@ from vqa_rt.cli.options import (
     Width,
 )
 from vqa_rt.cli.terminal import UNTRAINED_WARNING
+from vqa_rt.errors import Interrupted
 from vqa_rt.export.onnx_tools.quantize_modes import MODES
 
 
@@ -64,7 +65,12 @@ def quantize_command(
                            sample_frames=sample_frames)
     videos = [None if path is None else VideoInput(path, width, height, pix_fmt, fps)
               for path in (calibration, eval_video)]
-    result = quantize_model(str(model), str(output), mode, videos[0], options, evaluation=videos[1], threads=threads)
+    try:
+        result = quantize_model(str(model), str(output), mode, videos[0], options, evaluation=videos[1],
+                                threads=threads)
+    except Interrupted as stopped:
+        stopped.kept = f"{output} was not written"
+        raise
     if report is not None:
         write_atomic(str(report), render_json({"model": str(model), "output": str(output), "mode": mode,
                                                "fidelity": result.as_dict()}))

@@ -52,3 +52,5 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signal_name: str, exit_status: int):
         super().__init__(f"interrupted by {signal_name}")
         self.exit_status = exit_status
+        # What the interrupted command leaves behind, for its one-line message (a command may say otherwise).
+        self.kept = "results computed so far were kept in the output files, marked incomplete"
