@@ -36,6 +36,18 @@ def write(path: str, data: bytes) -> str:
     return path
 
 
+def read_every_frame(open_reader: Callable[[], object]) -> None:
+    """Open a reader and read all its frames; vqa-rt's typed errors are the expected answer to bad input."""
+    from vqa_rt.errors import VqaRtError
+
+    try:
+        with open_reader() as reader:
+            for _ in reader:
+                pass
+    except VqaRtError:
+        pass
+
+
 def main(test_one_input: Callable[[bytes], None]) -> None:
     """libFuzzer's loop over ``test_one_input`` with the command line's arguments."""
     import atheris

@@ -15,10 +15,9 @@ import sys
 from fractions import Fraction
 
 import atheris
-from _fuzz_common import INSTRUMENT, main
+from _fuzz_common import INSTRUMENT, main, read_every_frame
 
 with atheris.instrument_imports(include=INSTRUMENT):
-    from vqa_rt.errors import VqaRtError
     from vqa_rt.runtime.frames.video import open_raw
     from vqa_rt.runtime.frames.y4m import Y4M_MAGIC
 
@@ -32,14 +31,10 @@ def TestOneInput(data: bytes) -> None:
     body = data[_HEADER.size:]
     stream = io.BytesIO(body)
     head = stream.read(len(Y4M_MAGIC))
-    try:
-        with open_raw(stream, "fuzz.yuv", len(body) if flags & 1 else None, None if flags & 4 else width,
-                      None if flags & 8 else height, "yuv420p10le" if flags & 2 else "yuv420p", head,
-                      Fraction(30000, 1001) if flags & 16 else None) as reader:
-            for _ in reader:
-                pass
-    except VqaRtError:
-        pass
+    read_every_frame(lambda: open_raw(stream, "fuzz.yuv", len(body) if flags & 1 else None,
+                                      None if flags & 4 else width, None if flags & 8 else height,
+                                      "yuv420p10le" if flags & 2 else "yuv420p", head,
+                                      Fraction(30000, 1001) if flags & 16 else None))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ import sys
 from fractions import Fraction
 
 import atheris
-from _fuzz_common import INSTRUMENT, main
+from _fuzz_common import INSTRUMENT, main, read_every_frame
 
 with atheris.instrument_imports(include=INSTRUMENT):
-    from vqa_rt.errors import VqaRtError
     from vqa_rt.runtime.frames.y4m import Y4M_MAGIC, open_y4m
 
 
@@ -31,12 +30,7 @@ def TestOneInput(data: bytes) -> None:
     width, height = (4, 2) if flags & 2 else (None, None)
     pix_fmt = "yuv420p10le" if flags & 4 else None
     fps = Fraction(25) if flags & 8 else None
-    try:
-        with open_y4m(stream, "fuzz.y4m", size, width, height, pix_fmt, fps) as reader:
-            for _ in reader:
-                pass
-    except VqaRtError:
-        pass
+    read_every_frame(lambda: open_y4m(stream, "fuzz.y4m", size, width, height, pix_fmt, fps))
 
 
 if __name__ == "__main__":

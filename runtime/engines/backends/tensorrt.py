@@ -298,11 +298,8 @@ class TensorRTRunner(Runner):
         trt, path = self.trt, self.path
         gpu_name = device.name()
         capability = "{}.{}".format(*device.compute_capability())
-        if self.sidecar is not None:
-            errors, warnings = plan_mismatches(self.sidecar, self.trt_version, gpu_name, capability)
-            if errors:
-                raise ModelError(f"{path}: this plan cannot run here: {'; '.join(errors)}; {_rebuild_hint(path)}")
-            for warning in warnings:
+        if self.sidecar is not None:  # the errors were checked when the runner was made (_check_platform)
+            for warning in plan_mismatches(self.sidecar, self.trt_version, gpu_name, capability)[1]:
                 print(f"vqa-rt: warning: {path}: {warning}", file=sys.stderr)
         if self.needs_builtin_plugins:
             register_builtin_plugins(trt, self.logger)
