@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint bench fuzz kernels gpu-check gpu-check-in-venv clean
+.PHONY: demo test lint bench fuzz train-qpmap qpmap-model kernels gpu-check gpu-check-in-venv clean
 
 $(VENV)/.installed-%: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo: $(VENV)/.installed-cpu+export
 		--width 320 --height 240 --output $(DEMO)/scores.json --csv $(DEMO)/scores.csv
 	@echo "per-frame results: $(DEMO)/scores.json, $(DEMO)/scores.csv"
 
-DEV := cpu+export+test+eval+nr+lint+rtx+fuzz
+DEV := cpu+export+test+eval+nr+lint+rtx+fuzz+train
 
 ## test: install test dependencies, lint, and run the whole suite
 test: lint
@@ -51,6 +51,15 @@ FUZZ_SECONDS ?= 1200
 FUZZ_JOBS ?= 1
 fuzz: $(VENV)/.installed-$(DEV)
 	$(BIN)/python tests/fuzz/campaign.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --work build/fuzz
+
+## train-qpmap: train the QS model (seeded; resumes from build/train-qpmap; about 45 min on 2 cores), then
+# export the ONNX that vqa-rt qpmap runs; copy the weights to export/models/weights/ to ship them
+train-qpmap: $(VENV)/.installed-cpu+export+train
+	$(BIN)/vqa-rt train qpmap --workdir build/train-qpmap --output build/train-qpmap/qpmap.safetensors
+
+## qpmap-model: the shipped QS model as ONNX (runtime/qpmaps/qs_model.onnx) from the shipped weights
+qpmap-model: $(VENV)/.installed-cpu+export+train
+	$(BIN)/vqa-rt export qpmap --output runtime/qpmaps/qs_model.onnx
 
 ## kernels: build libvqa_kernels.so (and libvqa_trt_plugin.so when TENSORRT_ROOT is set) into build/kernels/lib
 CMAKE_CUDA_ARCHITECTURES ?= 80;86;89;90

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from vqa_rt.cli import batch, evaluate, gpu, inspect, models, qpmap, quantize, run, score, serve
+from vqa_rt.cli import batch, evaluate, gpu, inspect, models, qpmap, quantize, run, score, serve, train
 from vqa_rt.errors import Interrupted, VqaRtError
 
 app = typer.Typer(
@@ -30,12 +30,14 @@ app.command("make-clip")(score.make_clip)
 app.command("qpmap")(qpmap.qpmap_command)
 app.command("score-batch")(batch.score_batch)
 app.command("eval")(evaluate.evaluate)
+app.command("bd-rate")(evaluate.bd_rate)
 app.command("quantize")(quantize.quantize_command)
 app.command("build-engine")(gpu.build_engine_command)
 app.command("doctor")(gpu.doctor_command)
 app.command("run")(run.run_command)
 app.command("serve")(serve.serve_command)
 app.command("inspect")(inspect.inspect_command)
+app.add_typer(train.app, name="train")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -1,4 +1,5 @@
-"""``vqa-rt eval``: PLCC/SROCC/KROCC/RMSE of score columns against MOS, per group and overall."""
+"""``vqa-rt eval`` (PLCC/SROCC/KROCC/RMSE of score columns against MOS) and ``vqa-rt bd-rate`` (Bjøntegaard
+deltas between two rate-quality curves)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from typing import Literal
 import typer
 
 
-def _require(module: str) -> None:
+def _require(module: str, command: str = "eval") -> None:
     from vqa_rt.errors import BackendUnavailableError
 
     try:
         importlib.import_module(module)
     except ImportError:
-        raise BackendUnavailableError(f"vqa-rt eval needs {module}: pip install 'vqa-rt[eval]'") from None
+        raise BackendUnavailableError(f"vqa-rt {command} needs {module}: pip install 'vqa-rt[eval]'") from None
 
 
 def evaluate(
@@ -60,3 +61,31 @@ def evaluate(
 
         written = write_plots(evaluation, data, str(plots))
         typer.echo(f"plots: {', '.join(written)}")
+
+
+def bd_rate(
+    anchor: Path = typer.Argument(..., help="CSV of the anchor's rate points (e.g. the encoder without a map)."),
+    test: Path = typer.Argument(..., help="CSV of the tested rate points, same columns."),
+    rate: str = typer.Option("bitrate", help="Rate column (bits, bytes or kbps: any positive unit used in both)."),
+    quality: list[str] | None = typer.Option(
+        None, "--quality", "-q", help="Quality column (higher is better); repeat. Default: every numeric column "
+        "of both files but the rate, the group and qp/crf/base_qp/preset."),
+    group: str | None = typer.Option(None, help="Column naming the image or sequence: deltas per group, then "
+                                     "their mean."),
+    method: str = typer.Option("pchip", help="Interpolation: pchip (JVET CTC), cubic (VCEG-M33) or akima."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the rows (.csv or .json)."),
+):
+    """Bjøntegaard deltas: BD-rate (%) at equal quality and BD-quality at equal rate, per metric (and group)."""
+    from vqa_rt.runtime.evaluation.bdrate import bd_deltas, deltas_csv, render_deltas
+    from vqa_rt.runtime.outputs import check_output_paths, write_atomic
+
+    _require("bjontegaard", "bd-rate")
+    if output is not None and output.suffix.lower() not in (".csv", ".json"):
+        raise typer.BadParameter(f"{output}: the output is .csv or .json", param_hint="--output")
+    check_output_paths([str(output)] if output else [], [str(anchor), str(test)])
+    deltas = bd_deltas(str(anchor), str(test), rate, quality, group, method)
+    typer.echo(render_deltas(deltas), nl=False)
+    if output is not None:
+        rows = [delta.to_dict() for delta in deltas]
+        write_atomic(str(output), json.dumps(rows, indent=2) + "\n" if output.suffix.lower() == ".json"
+                     else deltas_csv(rows))

@@ -38,13 +38,17 @@ def _load_config(spec, config: str | None):
 
 
 def _load_model(kind: ModelKind, checkpoint: Path | None, random_init: int | None, config: str | None):
-    from vqa_rt.export.models.checkpoint import load_checkpoint, random_init as seeded_model
+    from vqa_rt.export.models.checkpoint import load_checkpoint, load_shipped, random_init as seeded_model
     from vqa_rt.export.models.spec import get_spec
 
-    if (checkpoint is None) == (random_init is None):
-        raise typer.BadParameter("give exactly one of --checkpoint and --random-init")
+    if checkpoint is not None and random_init is not None:
+        raise typer.BadParameter("give at most one of --checkpoint and --random-init")
     spec = get_spec(kind.value)
     model_config = _load_config(spec, config)
+    if checkpoint is None and random_init is None:
+        if config is not None:
+            raise typer.BadParameter("--config applies to --checkpoint or --random-init, not the shipped weights")
+        return spec, load_shipped(spec)
     if checkpoint is not None:
         return spec, load_checkpoint(spec, str(checkpoint), model_config)
     return spec, seeded_model(spec, random_init, model_config)
@@ -82,7 +86,8 @@ def export(
     kind: ModelKind = typer.Argument(..., help="Model kind."),
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
     checkpoint: Path | None = typer.Option(
-        None, help="PyTorch state_dict file to load (strict); for nr, a Hugging Face LLaVA checkpoint directory."),
+        None, help="state_dict (.pt) or .safetensors file to load (strict); for nr, a Hugging Face LLaVA checkpoint "
+        "directory. Default: the trained weights that ship with vqa-rt (qpmap), else give this or --random-init."),
     random_init: int | None = typer.Option(None, help="Seed for UNTRAINED random weights instead of a checkpoint."),
     config: str | None = typer.Option(
         None, help=CONFIG_HELP + " With an nr checkpoint directory only its prompt, levels, weights and score range "

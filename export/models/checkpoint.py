@@ -2,13 +2,16 @@
 directories) in, seeded random-init models for demos and tests.
 
 A checkpoint is either a plain ``state_dict`` (what ``torch.save(model.state_dict())``
-writes) or a dict ``{"state_dict": ..., "vqa_rt": {...}}`` as written by
+writes), a dict ``{"state_dict": ..., "vqa_rt": {...}}`` as written by
 :func:`save_checkpoint`, whose ``vqa_rt`` entry records the model kind, config and
-whether the weights are untrained.
+whether the weights are untrained, or a ``.safetensors`` file (the same record as JSON in
+its ``vqa_rt`` metadata entry, as ``vqa-rt train`` writes). Nothing in a checkpoint runs code
+when it loads (``weights_only``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +51,24 @@ def save_checkpoint(loaded: LoadedModel, path: str, kind: str) -> None:
     os.replace(tmp, path)
 
 
+def _read_safetensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise ModelError(f"{path}: reading .safetensors needs safetensors: pip install safetensors") from None
+    try:
+        with safe_open(path, framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("vqa_rt", "{}"))
+            return {key: handle.get_tensor(key) for key in handle.keys()}, meta
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ModelError(f"{path}: not a readable safetensors file ({type(exc).__name__})") from None
+
+
 def _read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such checkpoint file")
+    if path.endswith(".safetensors"):
+        return _read_safetensors(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
@@ -112,3 +130,12 @@ def load_checkpoint(spec: ModelSpec, path: str, config: Any = None, strict: bool
     model = spec.build_model(config)
     fit_state_dict(model, state_dict, path, spec.kind, strict)
     return LoadedModel(model.eval(), config, untrained=bool(meta.get("untrained", False)), source=path)
+
+
+def load_shipped(spec: ModelSpec) -> LoadedModel:
+    """The trained weights that ship with vqa-rt for ``spec`` (see its model card)."""
+    if spec.shipped_weights is None:
+        raise ModelError(f"no trained {spec.kind} weights ship with vqa-rt: give --checkpoint or --random-init")
+    path = os.path.join(os.path.dirname(__file__), "weights", spec.shipped_weights)
+    loaded = load_checkpoint(spec, path)
+    return LoadedModel(loaded.model, loaded.config, loaded.untrained, f"shipped {spec.shipped_weights}")

@@ -101,4 +101,5 @@ SPEC = ModelSpec(
         "padding": "replicate to a multiple of block_size (bottom/right); output (N, 1, ceil(H/16), ceil(W/16))",
     },
     score_scale={"name": "quantization step", "min": 0.0, "max": None, "higher_is_better": None},
+    shipped_weights="qpmap.safetensors",
 )

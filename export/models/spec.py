@@ -45,6 +45,8 @@ class ModelSpec:
     # which these graphs do not pass), or what its ops need (DeformConv: 19).
     min_opset: int = 18
     min_opset_reason: str = ""
+    # Trained weights in export/models/weights/ that load when no checkpoint is given (None: none ship).
+    shipped_weights: str | None = None
 
     def validation_cases(self, config) -> list[tuple[int, int, int]]:
         """(batch, height, width) of every validation run: each batch at each size (the fixed size, if any)."""

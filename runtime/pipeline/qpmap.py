@@ -31,6 +31,7 @@ from vqa_rt.runtime.outputs import check_output_paths, render_json, write_atomic
 from vqa_rt.runtime.pipeline.fanout import Branch, run_pipeline
 from vqa_rt.runtime.qpmaps.conversion import QPConversion, grid_shape
 from vqa_rt.runtime.qpmaps.formats import SUMMARY_ONLY, check_format, conversion_for, open_map_writer
+from vqa_rt.runtime.qpmaps.shipped import SHIPPED_QS_MODEL
 from vqa_rt.runtime.qpmaps.sources import ActivityQS, ModelQS
 
 METHODS = ("model", "activity")
@@ -82,16 +83,14 @@ class MapSummary:
 
 
 def check_method(engine: str | None, method: str) -> Engine | None:
-    """Check the method and its engine before the video is opened; the model engine, if any."""
+    """Check the method and its engine before the video is opened; the model engine (default: the shipped one)."""
     if method not in METHODS:
         raise InputError(f"unknown QP-map method {method!r} (known: {', '.join(METHODS)})")
     if method == "activity":
         if engine is not None:
             raise InputError("the activity method takes no engine")
         return None
-    if engine is None:
-        raise InputError("the model method needs an engine (.onnx from 'vqa-rt export qpmap')")
-    return resolve_engine(engine, ("qpmap",))
+    return resolve_engine(SHIPPED_QS_MODEL if engine is None else engine, ("qpmap",))
 
 
 def check_map_options(options: FrameOptions) -> None:

@@ -18,9 +18,11 @@ bottom edges included):
     for them to apply). Grid 16 only.
 ``kvazaar``
     Kvazaar/uvg266 ``--roi`` text file: per frame a line ``cols rows`` then ``rows``
-    lines of ``cols`` integers. Kvazaar applies one delta per 64x64 CTU, scaling
-    the map's grid to its CTU grid, hence the default grid of 64 for both Kvazaar
-    formats. Kvazaar reads a file ending in ``.bin`` as binary, so this one must not.
+    lines of ``cols`` integers. Kvazaar 2.3 applies one delta per 64x64 CTU and of a
+    finer map reads only the cell at each CTU's top-left corner (point sampling,
+    measured in ``tests/runtime/qpmaps/test_kvazaar_roi.py``), hence the default grid
+    of 64 for both Kvazaar formats: vqa-rt averages the cells a CTU covers. Kvazaar
+    reads a file ending in ``.bin`` as binary, so this one must not.
 ``kvazaar-bin``
     The binary form, per frame: int32 ``cols``, int32 ``rows`` (little-endian), then
     ``rows * cols`` int8 deltas. The file name must end in ``.bin``.

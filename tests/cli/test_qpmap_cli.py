@@ -87,7 +87,6 @@ def _bad_cases(tmp, clip_path, engine):
         "raw without size": (["--method", "activity", "-i", clip_path], "raw YUV input needs width and height"),
         "corrupt engine": (["--engine", tmp / "garbage.onnx", *raw], "not a valid ONNX model"),
         "missing engine": (["--engine", tmp / "none.onnx", *raw], "no such model file"),
-        "no engine": (raw, "the model method needs an engine"),
         "engine with activity": (["--engine", engine, "--method", "activity", *raw], "takes no engine"),
         "base QP out of range": (["--engine", engine, "--base-qp", 60, *raw], "base QP 60 is outside the hevc range"),
         "positive beta": (["--engine", engine, "--beta", 1.0, *raw], "beta must be negative"),

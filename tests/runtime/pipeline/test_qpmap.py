@@ -124,7 +124,6 @@ def test_bad_requests_fail_before_anything_is_written(video, tmp_path):
     cases = [
         (ModelError, "is a 'fr' model, not a 'qpmap' model", dict(engine=fr)),
         (InputError, "the activity method takes no engine", dict(engine=fr, method="activity")),
-        (InputError, "needs an engine", dict()),
         (InputError, "unknown QP-map method 'magic'", dict(method="magic")),
     ]
     for error, message, kwargs in cases:
