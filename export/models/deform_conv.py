@@ -24,8 +24,7 @@ from torch import Tensor, nn
 __all__ = ["deform_conv2d", "DeformConv2d", "ONNX_TRANSLATIONS"]
 
 
-@torch.library.custom_op("vqa_rt::deform_conv2d", mutates_args=())
-def _deform_conv2d_op(
+def _deform_conv2d_reference(
     x: Tensor,
     weight: Tensor,
     offset: Tensor,
@@ -37,7 +36,7 @@ def _deform_conv2d_op(
     group: int,
     offset_group: int,
 ) -> Tensor:
-    """Pure-PyTorch eager implementation (the reference the exported op is checked against)."""
+    """Pure-PyTorch implementation (the reference the exported op is checked against), differentiable."""
     n, channels, height, width = x.shape
     out_channels, _, kh, kw = weight.shape
     taps = kh * kw
@@ -66,6 +65,39 @@ def _deform_conv2d_op(
     kernel = weight.reshape(group, out_channels // group, (channels // group) * taps)
     out = torch.matmul(kernel.unsqueeze(0), columns).reshape(n, out_channels, out_h, out_w)
     return out + bias.view(1, -1, 1, 1)
+
+
+@torch.library.custom_op("vqa_rt::deform_conv2d", mutates_args=())
+def _deform_conv2d_op(
+    x: Tensor,
+    weight: Tensor,
+    offset: Tensor,
+    mask: Tensor,
+    bias: Tensor,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    group: int,
+    offset_group: int,
+) -> Tensor:
+    """The op: :func:`_deform_conv2d_reference`, kept opaque so export writes one ``DeformConv`` node."""
+    return _deform_conv2d_reference(x, weight, offset, mask, bias, stride, padding, dilation, group, offset_group)
+
+
+def _save_inputs(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs[:5])
+    ctx.attributes = inputs[5:]
+
+
+def _backward(ctx, grad: Tensor):
+    """Gradients of the five tensors through the reference implementation (recomputed: training only)."""
+    with torch.enable_grad():
+        _, pullback = torch.func.vjp(lambda *tensors: _deform_conv2d_reference(*tensors, *ctx.attributes),
+                                     *ctx.saved_tensors)
+    return (*pullback(grad), None, None, None, None, None)
+
+
+_deform_conv2d_op.register_autograd(_backward, setup_context=_save_inputs)
 
 
 @_deform_conv2d_op.register_fake

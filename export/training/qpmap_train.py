@@ -10,26 +10,22 @@ Per step, for a batch of crops each at a random base QP in [22, 37]:
   R-D trade-off than no map at the operating point, which is what a BD-rate gain is made of.
 
 The mean of 1/QS is normalised away by the conversion, so the rate stays comparable across images.
-State is checkpointed to the work folder; rerunning the same command resumes from it.
+State is checkpointed to the work folder (:mod:`.loop`); rerunning the same command resumes from it.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim
 
-from vqa_rt.errors import InputError
 from vqa_rt.export.models.qpmap import QPMapConfig, QPMapModel
 from vqa_rt.export.training import block_codec
+from vqa_rt.export.training.loop import TrainingRun
 from vqa_rt.export.training.sample_images import SPLITS, dead_leaves, load
 from vqa_rt.runtime.qpmaps.activity import activity_qs
 
@@ -138,89 +134,26 @@ def evaluate(model: QPMapModel, crops: torch.Tensor, options: TrainOptions, qs_o
     return float(torch.stack(gains).mean())
 
 
-def _save_atomic(payload: dict, path: str) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def train(options: TrainOptions, workdir: str, log: Callable[[str], None] = print,
           minutes: float | None = None, stop_at: int | None = None) -> tuple[QPMapModel, dict]:
-    """Train (or resume from ``workdir/last.pt``) and return the model and the training record.
+    """Train (or resume from ``workdir``) and return the model and the training record.
 
     ``minutes`` or ``stop_at`` (a step) end this run early, checkpointed: the same call resumes it, and the result
     is the same as one uninterrupted run.
     """
-    os.makedirs(workdir, exist_ok=True)
-    checkpoint_path = os.path.join(workdir, "last.pt")
     torch.manual_seed(options.seed)
     model = QPMapModel(QPMapConfig())
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, options.steps) / options.steps)))
-    rng = np.random.default_rng(options.seed)
-    generator = torch.Generator().manual_seed(options.seed)
-    record = {"options": asdict(options), "history": [], "seconds": 0.0, "step": 0}
-    if os.path.exists(checkpoint_path):
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        if state["record"]["options"] != asdict(options):
-            raise InputError(f"{checkpoint_path} was made with other options ({state['record']['options']}): "
-                             "give the same ones, or another --workdir")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["numpy_rng"]
-        generator.set_state(state["torch_rng"])
-        record = state["record"]
-        log(f"resumed at step {record['step']} from {checkpoint_path}")
-    sampler = CropSampler(training_pool(options), options.crop, rng)
+    run = TrainingRun(model, options, workdir, log)
+    sampler = CropSampler(training_pool(options), options.crop, run.rng)
     validation = validation_set(options.crop)
-    if not record["history"]:
-        baseline = evaluate(model, validation, options, qs_of=activity_map)
-        record["activity_validation"] = baseline
-        log(f"validation R-D cost change of the activity map: {baseline:+.4f}")
-    started = time.monotonic()
-    spent_before = record["seconds"]
+    if not run.record["history"]:
+        run.record["activity_validation"] = evaluate(model, validation, options, qs_of=activity_map)
+        log(f"validation R-D cost change of the activity map: {run.record['activity_validation']:+.4f}")
 
-    def checkpoint() -> None:
-        record["seconds"] = spent_before + time.monotonic() - started
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
-                      "torch_rng": generator.get_state(), "record": record}, checkpoint_path)
-
-    model.train()
-    while record["step"] < options.steps:
-        out_of_time = minutes is not None and time.monotonic() - started > minutes * 60
-        if out_of_time or (stop_at is not None and record["step"] >= stop_at):
-            checkpoint()
-            log(f"stopped at step {record['step']}; rerun to resume")
-            return model.eval(), record
+    def loss_of_batch() -> torch.Tensor:
         crops = sampler.batch(options.batch)
-        qp = torch.from_numpy(rng.uniform(*QP_RANGE, options.batch)).float()
-        loss = rd_cost_gain(model(crops), crops, qp, options, generator).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        record["step"] += 1
-        step = record["step"]
-        if step % options.validate_every == 0 or step == options.steps:
-            model.eval()
-            gain = evaluate(model, validation, options)
-            model.train()
-            record["history"].append({"step": step, "train_loss": loss.item(), "validation": gain})
-            log(f"step {step}: train {loss.item():+.4f}, validation {gain:+.4f} "
-                f"(activity map {record['activity_validation']:+.4f})")
-        if step % options.checkpoint_every == 0 or step == options.steps:
-            checkpoint()
-    return model.eval(), record
+        qp = torch.from_numpy(run.rng.uniform(*QP_RANGE, options.batch)).float()
+        return rd_cost_gain(model(crops), crops, qp, options, run.generator).mean()
 
-
-def save_weights(model: QPMapModel, record: dict, path: str) -> None:
-    """The trained weights as safetensors (no code runs on load), the training record in its metadata."""
-    from safetensors.torch import save_file
-
-    meta = {"kind": "qpmap", "config": model.config.to_dict(), "untrained": False, "training": record}
-    tmp = f"{path}.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp, metadata={"vqa_rt": json.dumps(meta)})
-    os.replace(tmp, path)
+    record = run.fit(loss_of_batch, lambda: {"validation": evaluate(model, validation, options)}, minutes, stop_at)
+    return model, record

@@ -104,7 +104,7 @@ def bad_inputs(tmp_path_factory, clip_path, qpmap_export):
 
 
 @pytest.mark.parametrize("case", [
-    "missing video", "partial frame", "raw without size", "corrupt engine", "missing engine", "no engine",
+    "missing video", "partial frame", "raw without size", "corrupt engine", "missing engine",
     "engine with activity", "base QP out of range", "positive beta", "bad grid", "x265 at grid 64",
     "missing output directory",
 ])

@@ -82,3 +82,16 @@ def test_exports_as_standard_deformconv_that_onnxruntime_runs(tmp_path):
         with torch.no_grad():
             expected = module(x).numpy()
         np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_gradients_match_finite_differences_for_training():
+    """The op trains: its autograd formula (through the reference) against numerical gradients, in float64."""
+    torch.manual_seed(0)
+    shapes = ((2, 4, 7, 9), (6, 4, 3, 3), (2, 2 * 9 * 2, 7, 9), (2, 2 * 9, 7, 9), (6,))
+    tensors = [torch.randn(shape, dtype=torch.float64, requires_grad=True) for shape in shapes]
+    tensors[3] = torch.rand(shapes[3], dtype=torch.float64, requires_grad=True)  # mask in [0, 1]
+
+    def layer(x, weight, offset, mask, bias):
+        return deform_conv2d(x, weight, offset, mask, bias, (1, 1), (1, 1, 1, 1), (1, 1), 1, 2)
+
+    assert torch.autograd.gradcheck(layer, tensors, eps=1e-6, atol=1e-5)

@@ -9,7 +9,8 @@ import torch
 pytest.importorskip("pytorch_msssim")
 pytest.importorskip("skimage")
 
-from vqa_rt.export.training.qpmap_train import TrainOptions, save_weights, train  # noqa: E402
+from vqa_rt.export.training.loop import save_weights  # noqa: E402
+from vqa_rt.export.training.qpmap_train import TrainOptions, train  # noqa: E402
 
 TINY = TrainOptions(steps=4, batch=1, crop=176, synthetic_images=1, validate_every=4, checkpoint_every=1)
 
@@ -42,7 +43,7 @@ def test_other_options_do_not_resume_a_checkpoint(tmp_path):
 def test_the_weights_load_as_a_trained_checkpoint_without_running_code(straight, tmp_path, cli):
     model, record = straight
     weights = tmp_path / "qs.safetensors"
-    save_weights(model, record, str(weights))
+    save_weights(model, "qpmap", record, str(weights))
     onnx = tmp_path / "qs.onnx"
     result = cli("export", "qpmap", "--checkpoint", weights, "-o", onnx)
     assert result.returncode == 0, result.stderr.decode()
