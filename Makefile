@@ -14,11 +14,10 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt
 
 comma := ,
 
-## demo: install, build an untrained FR checkpoint, export it to ONNX, make a clip and score it
+## demo: install, export the shipped FR model (distilled from VMAF) to ONNX, make a clip and score it
 demo: $(VENV)/.installed-cpu+export
 	mkdir -p $(DEMO)
-	$(BIN)/vqa-rt init fr --seed 0 --output $(DEMO)/fr_untrained.pt
-	$(BIN)/vqa-rt export fr --checkpoint $(DEMO)/fr_untrained.pt --output $(DEMO)/fr.onnx
+	$(BIN)/vqa-rt export fr --output $(DEMO)/fr.onnx
 	$(BIN)/vqa-rt make-clip --reference $(DEMO)/ref.yuv --distorted $(DEMO)/dist.yuv --width 320 --height 240 --frames 24
 	$(BIN)/vqa-rt score --engine $(DEMO)/fr.onnx --reference $(DEMO)/ref.yuv --distorted $(DEMO)/dist.yuv \
 		--width 320 --height 240 --output $(DEMO)/scores.json --csv $(DEMO)/scores.csv

@@ -163,4 +163,5 @@ SPEC = ModelSpec(
     score_scale={"name": "DCR", "min": DCR_MIN, "max": DCR_MAX, "higher_is_better": True},
     min_opset=19,
     min_opset_reason="its DeformConv op is in opset 19 and later",
+    shipped_weights="fr.safetensors",
 )

@@ -40,12 +40,14 @@ class ModelSession:
         return normalize(rgb, self.mean, self.std)
 
     def describe(self) -> dict[str, Any]:
-        """What ran: the model file and kind, the backend, whether its weights are trained, its origin."""
+        """What ran: the model file and kind, the backend, whether its weights are trained and which they are,
+        its origin."""
         return {
             "path": self.engine.path,
             "kind": self.model.kind,
             "backend": self.runner.name,
             "untrained": self.model.untrained,
+            "weights": self.model.metadata.get("weights_source"),
             "exported_by": self.model.metadata.get("version"),
             "config": self.model.metadata.get("config"),
         }

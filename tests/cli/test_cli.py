@@ -74,8 +74,8 @@ def test_export_and_init_from_the_cli(cli, tmp_path):
     result = cli("export", "fr", "--checkpoint", checkpoint, "--output", onnx_path)
     assert result.returncode == 0, result.stderr
     assert b"UNTRAINED" in result.stdout and b"validated against PyTorch" in result.stdout
-    result = cli("export", "fr", "--output", tmp_path / "x.onnx")
-    assert result.returncode == 2 and b"no trained fr weights ship with vqa-rt: give --checkpoint or --random-init" \
+    result = cli("export", "nr", "--output", tmp_path / "x.onnx")
+    assert result.returncode == 2 and b"no trained nr weights ship with vqa-rt: give --checkpoint or --random-init" \
         in result.stderr
     result = cli("export", "fr", "--checkpoint", checkpoint, "--random-init", 0, "--output", tmp_path / "x.onnx")
     assert result.returncode == 2 and b"give at most one of --checkpoint and --random-init" in result.stderr
