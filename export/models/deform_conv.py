@@ -67,21 +67,8 @@ def _deform_conv2d_reference(
     return out + bias.view(1, -1, 1, 1)
 
 
-@torch.library.custom_op("vqa_rt::deform_conv2d", mutates_args=())
-def _deform_conv2d_op(
-    x: Tensor,
-    weight: Tensor,
-    offset: Tensor,
-    mask: Tensor,
-    bias: Tensor,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    group: int,
-    offset_group: int,
-) -> Tensor:
-    """The op: :func:`_deform_conv2d_reference`, kept opaque so export writes one ``DeformConv`` node."""
-    return _deform_conv2d_reference(x, weight, offset, mask, bias, stride, padding, dilation, group, offset_group)
+# The op is the reference implementation, kept opaque so export writes one ``DeformConv`` node.
+_deform_conv2d_op = torch.library.custom_op("vqa_rt::deform_conv2d", mutates_args=())(_deform_conv2d_reference)
 
 
 def _save_inputs(ctx, inputs, output) -> None:

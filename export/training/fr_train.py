@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vqa_rt.errors import InputError
 from vqa_rt.export.models.fr import DCR_MAX, DCR_MIN, IMAGENET_MEAN, IMAGENET_STD, FRConfig, FRModel
 from vqa_rt.export.training.loop import TrainingRun
 from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
@@ -86,7 +87,6 @@ def labelled_clips(folder: str) -> list[Clip]:
 def manifest_clips(path: str, mos_column: str, samples_per_clip: int) -> list[Clip]:
     """The rows of a ``score-batch`` manifest with a MOS column on the DCR scale (1-7): ``samples_per_clip``
     frames spread evenly over each video (and their predecessors), the row's MOS the target of each."""
-    from vqa_rt.errors import InputError
     from vqa_rt.runtime.pipeline.manifest import read_manifest
 
     manifest = read_manifest(path)
