@@ -119,6 +119,70 @@ def llava_factory(tmp_path_factory):
     return lambda **kwargs: make_llava_checkpoint(tmp_path_factory.mktemp("llava"), **kwargs)
 
 
+def make_onevision_checkpoint(directory) -> LlavaCheckpoint:
+    """A tiny LLaVA-OneVision checkpoint directory written by ``transformers`` itself: SigLIP (30x30 input,
+    patch 7: a 4x4 grid with 2 pixels dropped, as 384/14 drops 6), a Qwen2 decoder with tied embeddings,
+    random weights (seeded), a byte-level BPE tokenizer without BOS trained on Q-SiT's prompt and level
+    words, the OneVision image processor config (mean/std 0.5, grid pinpoints of the 30x30 tile)."""
+    import json
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+        SiglipVisionConfig,
+    )
+
+    from vqa_rt.export.models.nr import QSIT_LEVELS, QSIT_PROMPT
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    text = QSIT_PROMPT
+    for special in specials:
+        text = text.replace(special, "")
+    tokenizer.train_from_iterator([text] * 20 + list(QSIT_LEVELS) * 20, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=specials[1:])
+    fast.save_pretrained(str(directory))
+    image_token_id = tokenizer.token_to_id("<image>")
+    pinpoints = [[30, 30], [30, 60], [60, 30], [60, 60]]
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                                image_size=30, patch_size=7, vision_use_head=False)
+    text_config = Qwen2Config(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                              num_key_value_heads=2, vocab_size=tokenizer.get_vocab_size(), rope_theta=1e6,
+                              tie_word_embeddings=True)
+    config = LlavaOnevisionConfig(vision_config=vision, text_config=text_config, image_token_index=image_token_id,
+                                  image_grid_pinpoints=pinpoints, tie_word_embeddings=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LlavaOnevisionForConditionalGeneration(config).eval()
+        with torch.no_grad():  # transformers initialises the newline and biases to constants; make them count
+            for name, parameter in model.named_parameters():
+                if name.endswith("image_newline") or name.endswith(".bias"):
+                    parameter.normal_(std=0.05)
+    model.save_pretrained(str(directory))
+    processor = {"image_processor_type": "LlavaOnevisionImageProcessor", "do_resize": True,
+                 "size": {"height": 30, "width": 30}, "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255,
+                 "do_normalize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3, "do_pad": True,
+                 "do_convert_rgb": True, "image_grid_pinpoints": pinpoints}
+    (directory / "preprocessor_config.json").write_text(json.dumps(processor))
+    return LlavaCheckpoint(str(directory), model, fast, image_token_id, 16 + 4 * 5)
+
+
+@pytest.fixture(scope="session")
+def onevision_checkpoint(tmp_path_factory) -> LlavaCheckpoint:
+    """A tiny saved Hugging Face LLaVA-OneVision checkpoint (SigLIP, Qwen2), random weights."""
+    pytest.importorskip("transformers")
+    return make_onevision_checkpoint(tmp_path_factory.mktemp("onevision"))
+
+
 @pytest.fixture(scope="session")
 def ort_cpu_runs():
     """``runs(path, feed)``: whether ONNX Runtime's CPU provider loads the model at ``path`` and runs it on

@@ -7,13 +7,27 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vqa_rt.export.models.hf_llava import load_llava
+from vqa_rt.export.models.checkpoint import LoadedModel
+from vqa_rt.export.models.hf_checkpoint import read_model_config, unsupported
+from vqa_rt.export.models.hf_llava import FAMILIES as LLAVA_FAMILIES, load_llava
+from vqa_rt.export.models.hf_mplug_owl2 import load_mplug_owl2
 from vqa_rt.export.models.nr import PRESETS, NRConfig, build_untrained
 from vqa_rt.export.models.spec import ModelSpec
 
 
+def load_hf_checkpoint(directory: str, config: NRConfig | None = None) -> LoadedModel:
+    """A Hugging Face checkpoint directory of a supported family, by its ``model_type``."""
+    raw = read_model_config(directory)
+    model_type = raw.get("model_type")
+    if model_type in LLAVA_FAMILIES:
+        return load_llava(directory, config)
+    if model_type == "mplug_owl2":
+        return load_mplug_owl2(directory, raw, config)
+    raise unsupported(directory, f"model_type {model_type!r}")
+
+
 def _example_inputs(config: NRConfig, batch: int, height: int, width: int) -> tuple[Tensor]:
-    return (torch.randn(batch, 3, height, width),)
+    return (torch.randn(config.input_shape(batch)),)
 
 
 def _config_metadata(config: NRConfig) -> dict:
@@ -36,7 +50,8 @@ def _config_metadata(config: NRConfig) -> dict:
 
 SPEC = ModelSpec(
     kind="nr",
-    description="no-reference quality from a LLaVA-style VLM (CLIP ViT + MLP projector + Llama decoder), prefill only",
+    description="no-reference quality from a VLM (LLaVA-1.5, LLaVA-OneVision, mPLUG-Owl2) prompted for a level word, "
+                "prefill only",
     config_cls=NRConfig,
     build=build_untrained,
     input_names=("pixels",),
@@ -60,5 +75,5 @@ SPEC = ModelSpec(
     validation_batches=(1, 3),
     row_relative_outputs=("level_logits",),
     config_metadata=_config_metadata,
-    load_directory=load_llava,
+    load_directory=load_hf_checkpoint,
 )

@@ -1,4 +1,5 @@
-"""Building blocks of a LLaVA-style VLM: a CLIP-style ViT and Llama-family decoder layers.
+"""Building blocks of the quality VLMs: a ViT (CLIP, SigLIP or mPLUG-Owl2's variant of CLIP) and
+Llama-family decoder layers (Llama, Mistral, Qwen2, and mPLUG-Owl2's modality-adaptive Llama).
 
 Parameter names follow Hugging Face's CLIP and Llama modules (``self_attn.q_proj``,
 ``mlp.gate_proj``, ``input_layernorm``, ...) so that checkpoint weights map by name.
@@ -9,6 +10,8 @@ exports to standard ONNX ``MatMul``/``Softmax`` nodes that quantize and run anyw
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -81,37 +84,56 @@ class VisionLayer(nn.Module):
         return x + self.mlp(self.layer_norm2(x))
 
 
-class VisionEmbeddings(nn.Module):
-    """Patches (a stride-``patch`` convolution without bias), a class token, learned positions."""
+@dataclass(frozen=True)
+class ViTKind:
+    """How a family's ViT differs from CLIP's: CLIP has a class token, a patch convolution without
+    bias and a norm before the layers; SigLIP has none of them but a biased patch convolution;
+    mPLUG-Owl2's CLIP also normalises its output (every position)."""
 
-    def __init__(self, hidden: int, image_size: int, patch: int):
+    class_token: bool = True
+    patch_bias: bool = False
+    pre_norm: bool = True
+    post_norm: bool = False
+
+
+CLIP_VIT, SIGLIP_VIT, MPLUG_OWL2_VIT = ViTKind(), ViTKind(False, True, False), ViTKind(post_norm=True)
+
+
+class VisionEmbeddings(nn.Module):
+    """Patches (a stride-``patch`` convolution, the last incomplete row and column dropped), an optional
+    class token, learned positions."""
+
+    def __init__(self, hidden: int, image_size: int, patch: int, kind: ViTKind):
         super().__init__()
-        self.patch_embedding = nn.Conv2d(3, hidden, patch, stride=patch, bias=False)
-        self.class_embedding = nn.Parameter(torch.empty(hidden))
-        self.position_embedding = nn.Embedding((image_size // patch) ** 2 + 1, hidden)
+        self.patch_embedding = nn.Conv2d(3, hidden, patch, stride=patch, bias=kind.patch_bias)
+        self.class_embedding = nn.Parameter(torch.empty(hidden)) if kind.class_token else None
+        self.position_embedding = nn.Embedding((image_size // patch) ** 2 + kind.class_token, hidden)
 
     def forward(self, pixels: Tensor) -> Tensor:
-        patches = self.patch_embedding(pixels).flatten(2).transpose(1, 2)
-        cls = self.class_embedding.expand(patches.shape[0], 1, -1)
-        return torch.cat((cls, patches), dim=1) + self.position_embedding.weight
+        x = self.patch_embedding(pixels).flatten(2).transpose(1, 2)
+        if self.class_embedding is not None:
+            x = torch.cat((self.class_embedding.expand(x.shape[0], 1, -1), x), dim=1)
+        return x + self.position_embedding.weight
 
 
 class VisionTower(nn.Module):
-    """CLIP's vision transformer up to the hidden state LLaVA takes: embeddings, the
-    pre-layer norm and ``layers`` encoder layers (the later ones are never built)."""
+    """The vision transformer up to the hidden state the VLM takes: embeddings, the optional
+    pre-layer norm, ``layers`` encoder layers (the later ones are never built), the optional final norm."""
 
     def __init__(self, hidden: int, layers: int, heads: int, intermediate: int, act: str, eps: float,
-                 image_size: int, patch: int):
+                 image_size: int, patch: int, kind: ViTKind = CLIP_VIT):
         super().__init__()
-        self.embeddings = VisionEmbeddings(hidden, image_size, patch)
-        self.pre_layrnorm = nn.LayerNorm(hidden, eps=eps)  # sic: Hugging Face's name
+        self.embeddings = VisionEmbeddings(hidden, image_size, patch, kind)
+        self.pre_layrnorm = nn.LayerNorm(hidden, eps=eps) if kind.pre_norm else None  # sic: Hugging Face's name
         self.layers = nn.ModuleList(VisionLayer(hidden, heads, intermediate, act, eps) for _ in range(layers))
+        self.post_layernorm = nn.LayerNorm(hidden, eps=eps) if kind.post_norm else None
 
     def forward(self, pixels: Tensor) -> Tensor:
-        x = self.pre_layrnorm(self.embeddings(pixels))
+        x = self.embeddings(pixels)
+        x = self.pre_layrnorm(x) if self.pre_layrnorm is not None else x
         for layer in self.layers:
             x = layer(x)
-        return x
+        return self.post_layernorm(x) if self.post_layernorm is not None else x
 
 
 # --- language model (Llama family) ---------------------------------------------------------
@@ -144,17 +166,45 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + torch.cat((-second, first), dim=-1) * sin
 
 
-class DecoderAttention(nn.Module):
-    """Causal grouped-query attention with rotary positions."""
+class Multiway(nn.Module):
+    """mPLUG-Owl2's modality-adaptive module: ``multiway.0`` for text positions, ``multiway.1`` for image
+    positions. The image positions are one static run of the sequence, so each branch runs on its own
+    positions only (slices and a concatenation, no wasted work)."""
 
-    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, bias: bool):
+    def __init__(self, make: Callable[[], nn.Module], length: int, image_span: tuple[int, int]):
+        super().__init__()
+        self.multiway = nn.ModuleList((make(), make()))
+        self.length, self.image_span = length, image_span
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` holds the last ``x.shape[1]`` positions of the sequence."""
+        offset = self.length - x.shape[1]
+        start, end = (max(0, bound - offset) for bound in self.image_span)
+        pieces = [(self.multiway[0], x[:, :start]), (self.multiway[1], x[:, start:end]), (self.multiway[0], x[:, end:])]
+        return torch.cat([branch(part) for branch, part in pieces if part.shape[1]], dim=1)
+
+
+def _maybe_multiway(make: Callable[[], nn.Module], image_span: tuple[int, int, int] | None) -> nn.Module:
+    """``make()``, or a :class:`Multiway` of two for ``image_span`` = (sequence length, image start, image end)."""
+    return make() if image_span is None else Multiway(make, image_span[0], image_span[1:])
+
+
+class DecoderAttention(nn.Module):
+    """Causal grouped-query attention with rotary positions. ``bias``: on every projection (Llama's
+    ``attention_bias``); ``qkv_bias``: on the query, key and value projections only (Qwen2).
+    With ``image_span`` the key and value projections are :class:`Multiway` (mPLUG-Owl2)."""
+
+    def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, bias: bool, qkv_bias: bool = False,
+                 image_span: tuple[int, int, int] | None = None):
         super().__init__()
         if heads % kv_heads:
             raise ValueError(f"attention heads ({heads}) must be a multiple of key/value heads ({kv_heads})")
         self.heads, self.kv_heads = heads, kv_heads
-        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=bias)
-        self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=bias)
-        self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=bias)
+        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=bias or qkv_bias)
+        self.k_proj = _maybe_multiway(lambda: nn.Linear(hidden, kv_heads * head_dim, bias=bias or qkv_bias),
+                                      image_span)
+        self.v_proj = _maybe_multiway(lambda: nn.Linear(hidden, kv_heads * head_dim, bias=bias or qkv_bias),
+                                      image_span)
         self.o_proj = nn.Linear(heads * head_dim, hidden, bias=bias)
 
     def forward(self, x: Tensor, queries: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
@@ -180,14 +230,16 @@ class GatedMLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Pre-norm Llama decoder layer (RMSNorm, attention, RMSNorm, gated MLP)."""
+    """Pre-norm Llama decoder layer (RMSNorm, attention, RMSNorm, gated MLP). With ``image_span``
+    (sequence length, image start, image end) the norms and key/value projections are modality-adaptive."""
 
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, intermediate: int, act: str,
-                 eps: float, attention_bias: bool, mlp_bias: bool):
+                 eps: float, attention_bias: bool, mlp_bias: bool, qkv_bias: bool = False,
+                 image_span: tuple[int, int, int] | None = None):
         super().__init__()
-        self.input_layernorm = RMSNorm(hidden, eps)
-        self.self_attn = DecoderAttention(hidden, heads, kv_heads, head_dim, attention_bias)
-        self.post_attention_layernorm = RMSNorm(hidden, eps)
+        self.input_layernorm = _maybe_multiway(lambda: RMSNorm(hidden, eps), image_span)
+        self.self_attn = DecoderAttention(hidden, heads, kv_heads, head_dim, attention_bias, qkv_bias, image_span)
+        self.post_attention_layernorm = _maybe_multiway(lambda: RMSNorm(hidden, eps), image_span)
         self.mlp = GatedMLP(hidden, intermediate, act, mlp_bias)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, last_only: bool = False) -> Tensor:

@@ -56,7 +56,7 @@ def test_export_from_a_llava_checkpoint_directory(monkeypatch, capsys, llava_che
 
 @pytest.mark.parametrize("args, message", [
     (["export", "fr", "--random-init", "0", "--config", "tiny"], "fr has no config preset 'tiny' (presets: none"),
-    (["export", "nr", "--random-init", "0", "--config", "huge"], "nr has no config preset 'huge' (presets: tiny, small"),
+    (["export", "nr", "--random-init", "0", "--config", "huge"], "nr has no config preset 'huge' (presets: tiny, tiny-onevision, tiny-mplug-owl2, small"),
     (["export", "nr", "--checkpoint", "/nonexistent/llava"], "no such checkpoint file"),
 ])
 def test_export_errors(monkeypatch, capsys, tmp_path, args, message):

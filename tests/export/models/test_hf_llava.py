@@ -11,6 +11,7 @@ from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import load_checkpoint
 from vqa_rt.export.models.hf_llava import load_llava
 from vqa_rt.export.models.nr import QALIGN_PROMPT, NRConfig
+from vqa_rt.export.models.nr_spec import load_hf_checkpoint
 from vqa_rt.export.models.spec import get_spec
 from vqa_rt.export.to_onnx.validate import relative_error
 
@@ -83,7 +84,7 @@ def test_missing_checkpoint_files(llava_checkpoint, tmp_path, missing, message):
     target = _copy(llava_checkpoint, tmp_path)
     (target / missing).unlink()
     with pytest.raises(ModelError, match=message):
-        load_llava(str(target))
+        load_hf_checkpoint(str(target))
 
 
 def test_corrupt_safetensors(llava_checkpoint, tmp_path):
@@ -104,8 +105,8 @@ def test_truncated_safetensors(llava_checkpoint, tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c.update(model_type="llava_next"), "model_type 'llava_next' is not supported; supported: LLaVA"),
     (lambda c: c["vision_config"].update(model_type="siglip_vision_model"),
-     "vision tower 'siglip_vision_model' is not supported"),
-    (lambda c: c["text_config"].update(model_type="qwen2"), "language model 'qwen2' is not supported"),
+     "vision tower 'siglip_vision_model' in a 'llava' model is not supported"),
+    (lambda c: c["text_config"].update(model_type="qwen2"), "language model 'qwen2' in a 'llava' model is not supported"),
 ])
 def test_unsupported_architectures_name_what_is_supported(llava_checkpoint, tmp_path, edit, message):
     target = _copy(llava_checkpoint, tmp_path)
@@ -113,7 +114,7 @@ def test_unsupported_architectures_name_what_is_supported(llava_checkpoint, tmp_
     edit(config)
     (target / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match=message):
-        load_llava(str(target))
+        load_hf_checkpoint(str(target))
 
 
 def test_export_from_a_checkpoint_directory_validates(llava_checkpoint, tmp_path):
