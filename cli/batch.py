@@ -16,6 +16,7 @@ from vqa_rt.cli.options import (
     FrameStride,
     Matrix,
     MaxFrames,
+    NRProtocol,
     SampleFps,
     SampleFrames,
     check_threads,
@@ -36,7 +37,8 @@ def score_batch(
         help="FR or NR model (.onnx, .plan) or baseline (psnr, ssim, ms-ssim, vmaf); repeat for several."),
     output: Path = typer.Option(
         ..., "--output", "-o", help="Results CSV, one line per row; rows already in it are skipped (resume)."),
-    pool: str = typer.Option("mean", help="How frame scores become the video's: mean, harmonic_mean, min, p5, max."),
+    pool: str = typer.Option("mean", help="How frame scores become the video's: mean, harmonic_mean, min, p5, max "
+                                          "(NR models: mean is the --nr-protocol's video score)."),
     workers: int = typer.Option(0, help="Videos scored at once (0: one per core; at most 4 per core).",
                                 callback=check_workers),
     threads: int = typer.Option(0, help="Threads per worker for ONNX Runtime and libvmaf (0: cores / workers; at "
@@ -50,6 +52,7 @@ def score_batch(
     sample_fps: SampleFps = None,
     sample_frames: SampleFrames = None,
     max_frames: MaxFrames = None,
+    nr_protocol: NRProtocol = "mean-score",
     matrix: Matrix = "bt709",
     color_range: ColorRange = None,
     batch_size: BatchSize = 1,
@@ -67,7 +70,8 @@ def score_batch(
 
     options = FrameOptions(matrix=matrix, color_range=color_range, analysis_size=parse_size(analysis_size),
                            frame_skip=frame_skip, frame_stride=frame_stride, max_frames=max_frames,
-                           batch_size=batch_size, sample_fps=sample_fps, sample_frames=sample_frames)
+                           batch_size=batch_size, sample_fps=sample_fps, sample_frames=sample_frames,
+                           nr_protocol=nr_protocol)
     try:
         with rows_progress() as progress:
             summary = run_batch(str(manifest), engine, str(output), options, pool=pool, workers=workers,

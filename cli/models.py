@@ -21,7 +21,8 @@ class ModelKind(str, Enum):
     qpmap = "qpmap"
 
 
-CONFIG_HELP = "Config preset (nr: tiny, small) or a JSON file of architecture hyper-parameters."
+CONFIG_HELP = ("Config preset (nr: tiny, tiny-onevision, tiny-mplug-owl2, small) or a JSON file of architecture "
+               "hyper-parameters.")
 
 
 def _load_config(spec, config: str | None):
@@ -67,6 +68,20 @@ def _check_outputs(outputs: list[Path], checkpoint: Path | None, config: str | N
     check_output_paths([str(path) for path in outputs], [str(path) for path in sources])
 
 
+def _export_streamed(kind: ModelKind, checkpoint: Path | None, config: str | None, output: Path, bits: int,
+                     opset: int) -> None:
+    from vqa_rt.export.models.nr_spec import plan_hf_checkpoint
+    from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.streamed import export_streamed
+
+    if kind is not ModelKind.nr or checkpoint is None or not checkpoint.is_dir():
+        raise typer.BadParameter("--weight-only streams an nr checkpoint directory: give nr and --checkpoint DIR")
+    spec = get_spec(kind.value)
+    result = export_streamed(spec, plan_hf_checkpoint(str(checkpoint), _load_config(spec, config)), str(output),
+                             bits, opset)
+    typer.echo(f"wrote {output} (nr, weights: {checkpoint}, {result.summary()})")
+
+
 def init(
     kind: ModelKind = typer.Argument(..., help="Model kind."),
     seed: int = typer.Option(0, help="Random seed of the weights."),
@@ -86,15 +101,20 @@ def export(
     kind: ModelKind = typer.Argument(..., help="Model kind."),
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
     checkpoint: Path | None = typer.Option(
-        None, help="state_dict (.pt) or .safetensors file to load (strict); for nr, a Hugging Face LLaVA checkpoint "
-        "directory. Default: the trained weights that ship with vqa-rt (qpmap), else give this or --random-init."),
+        None, help="state_dict (.pt) or .safetensors file to load (strict); for nr, a Hugging Face checkpoint "
+        "directory (LLaVA-1.5, LLaVA-OneVision, mPLUG-Owl2). Default: the trained weights that ship with vqa-rt "
+        "(fr, qpmap), else give this or --random-init."),
     random_init: int | None = typer.Option(None, help="Seed for UNTRAINED random weights instead of a checkpoint."),
     config: str | None = typer.Option(
-        None, help=CONFIG_HELP + " With an nr checkpoint directory only its prompt, levels, weights and score range "
-        "apply."),
+        None, help=CONFIG_HELP + " With an nr checkpoint directory only its prompt, levels, weights, score range and "
+        "frames (per prompt) apply."),
     opset: int = typer.Option(22, help="ONNX opset: 18 (fr: 19, for DeformConv) up to the newest the installed "
                               "onnx knows."),
     validate: bool = typer.Option(True, help="Validate the ONNX file against PyTorch after export."),
+    weight_only: int | None = typer.Option(
+        None, help="nr checkpoint directories: 4 or 8. Stream the weights one tensor at a time into a weight-only "
+                   "quantized ONNX file (MatMulNBits), never holding the float model: for checkpoints too large "
+                   "for memory (a 7B VLM). Not validated against PyTorch (no float model); checked to run."),
 ):
     """Export a model to ONNX with dynamic batch/height/width and embedded metadata, then validate it."""
     from vqa_rt.export.models.spec import get_spec
@@ -103,6 +123,9 @@ def export(
 
     check_opset(get_spec(kind.value), opset)  # before the model is built
     _check_outputs([output, Path(external_data(str(output)))], checkpoint, config)
+    if weight_only is not None:
+        _export_streamed(kind, checkpoint, config, output, weight_only, opset)
+        return
     spec, loaded = _load_model(kind, checkpoint, random_init, config)
     report = export_onnx(spec, loaded, str(output), opset=opset, validate=validate)
     typer.echo(f"wrote {output} ({spec.kind}, weights: {loaded.source}{', UNTRAINED' if loaded.untrained else ''})")

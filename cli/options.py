@@ -39,6 +39,9 @@ FrameStride = Annotated[int | None, typer.Option(
 SampleFps = Annotated[float | None, typer.Option(help="Take this many frames per second of video.")]
 SampleFrames = Annotated[int | None, typer.Option(help="Take this many frames, evenly spaced.")]
 MaxFrames = Annotated[int | None, typer.Option(help="Take at most this many frames.")]
+NRProtocol = Annotated[str, typer.Option(
+    help="NR models: how frame (or clip) results make the video's score: mean-score (mean of the scores) or "
+         "mean-logits (Q-Align's per-frame protocol: mean level logits, then softmax).")]
 
 # How engines run
 BatchSize = Annotated[int, typer.Option(help="Frames per inference call.")]

@@ -18,6 +18,7 @@ from vqa_rt.cli.options import (
     Height,
     Matrix,
     MaxFrames,
+    NRProtocol,
     PixFmt,
     SampleFps,
     SampleFrames,
@@ -51,6 +52,7 @@ def score(
     sample_fps: SampleFps = None,
     sample_frames: SampleFrames = None,
     max_frames: MaxFrames = None,
+    nr_protocol: NRProtocol = "mean-score",
     batch_size: BatchSize = 1,
     device: Device = "cpu",
     threads: Threads = 0,
@@ -63,7 +65,8 @@ def score(
 
     options = FrameOptions(matrix=matrix, color_range=color_range, analysis_size=parse_size(analysis_size),
                            frame_skip=frame_skip, frame_stride=frame_stride, max_frames=max_frames,
-                           batch_size=batch_size, sample_fps=sample_fps, sample_frames=sample_frames)
+                           batch_size=batch_size, sample_fps=sample_fps, sample_frames=sample_frames,
+                           nr_protocol=nr_protocol)
     with frame_progress("scored") as progress:
         result = run_score(
             engine,
@@ -88,6 +91,10 @@ def score(
         f"min {pooled['min']}, p5 {pooled['p5']}, max {pooled['max']}"
         + (" [untrained]" if model["untrained"] else "")
     )
+    video = result.get("video")
+    if video is not None:  # NR models
+        untrained = " [untrained]" if model["untrained"] else ""
+        typer.echo(f"video score ({video['protocol']}): {video['score']:.4f}{untrained}")
     if output is None and csv is None:
         typer.echo("(no --output/--csv given: per-frame scores not saved)", err=True)
 

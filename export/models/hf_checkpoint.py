@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -18,6 +21,7 @@ from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import LoadedModel, fit_state_dict
 from vqa_rt.export.models.nr import NRConfig, NRQualityModel
 from vqa_rt.export.models.spec import check_field
+from vqa_rt.export.quiet import quiet
 
 SUPPORTED = ("LLaVA-1.5 (model_type 'llava': CLIP vision tower, Llama or Mistral decoder), LLaVA-OneVision "
              "('llava_onevision': SigLIP, Qwen2; e.g. Q-SiT) and mPLUG-Owl2 ('mplug_owl2': Q-Align, OneAlign, "
@@ -79,7 +83,8 @@ def load_tokenizer(directory: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        with quiet("transformers"):  # it warns about configs of model types it does not know (mplug_owl2)
+            return AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except Exception as exc:  # missing files raise OSError, ValueError and others
         raise ModelError(f"{directory}: cannot load the tokenizer ({str(exc).splitlines()[0]}); "
                          "the directory needs the tokenizer files (tokenizer.json or tokenizer.model and "
@@ -130,15 +135,32 @@ class CheckpointWeights:
         except Exception as exc:  # truncated or inconsistent data
             raise ModelError(f"{path}: cannot read tensor {name} ({str(exc).splitlines()[0]})") from None
 
+    def source(self, name: str, rows: tuple[int, ...] | None = None) -> TensorSource:
+        """What reads tensor ``name`` (or ``rows`` of it) when called."""
+        return partial(self.read, name, rows)
+
     def prompt_and_levels(self, config: NRConfig, embed: str | None, head: str | None,
-                          directory: str) -> dict[str, torch.Tensor]:
+                          directory: str) -> dict[str, TensorSource]:
         """The scorer's prompt rows (from the embedding table ``embed``) and level rows (from the LM head ``head``)."""
         for what, name in (("token embeddings", embed), ("LM head", head)):
             if name is None:
                 raise ModelError(f"{directory}: the checkpoint has no {what}")
-        rows = self.read(embed, config.prefix_ids + config.suffix_ids)
-        return {"prompt_prefix": rows[: len(config.prefix_ids)], "prompt_suffix": rows[len(config.prefix_ids):],
-                "level_head.weight": self.read(head, config.level_ids)}
+        return {"prompt_prefix": self.source(embed, config.prefix_ids),
+                "prompt_suffix": self.source(embed, config.suffix_ids),
+                "level_head.weight": self.source(head, config.level_ids)}
+
+
+TensorSource = Callable[[], torch.Tensor]
+
+
+@dataclass
+class CheckpointPlan:
+    """A checkpoint's scorer config and, per scorer tensor, what reads it (nothing is read yet):
+    :func:`assemble` reads them all into a model; a streamed export reads them one at a time."""
+
+    directory: str
+    config: NRConfig
+    sources: dict[str, TensorSource]
 
 
 def scorer_config(directory: str, **fields) -> NRConfig:
@@ -148,13 +170,18 @@ def scorer_config(directory: str, **fields) -> NRConfig:
         raise ModelError(f"{directory}: the checkpoint's config does not make an NR model ({exc})") from None
 
 
-def assemble(directory: str, config: NRConfig, state: dict[str, torch.Tensor]) -> LoadedModel:
-    """The scorer built on the meta device and given the checkpoint's tensors as they are."""
+def meta_scorer(plan: CheckpointPlan) -> NRQualityModel:
+    """The scorer of ``plan``'s config with its weights on the meta device (its constant buffers are real)."""
     with torch.device("meta"):
         try:
-            model = NRQualityModel(config)
+            return NRQualityModel(plan.config).eval()
         except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as exc:
-            raise ModelError(f"{directory}: the checkpoint's config does not make an NR model "
+            raise ModelError(f"{plan.directory}: the checkpoint's config does not make an NR model "
                              f"({str(exc).splitlines()[0]})") from None
-    fit_state_dict(model, state, directory, "nr", assign=True)
-    return LoadedModel(model.eval(), config, untrained=False, source=directory)
+
+
+def assemble(plan: CheckpointPlan) -> LoadedModel:
+    """The scorer with every checkpoint tensor read, taken as it is."""
+    model = meta_scorer(plan)
+    fit_state_dict(model, {name: read() for name, read in plan.sources.items()}, plan.directory, "nr", assign=True)
+    return LoadedModel(model, plan.config, untrained=False, source=plan.directory)

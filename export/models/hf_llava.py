@@ -14,14 +14,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import torch
-
 from vqa_rt.errors import ModelError
-from vqa_rt.export.models.checkpoint import LoadedModel
 from vqa_rt.export.models.hf_checkpoint import (
     USER_FIELDS,
+    CheckpointPlan,
     CheckpointWeights,
-    assemble,
+    TensorSource,
     load_tokenizer,
     normalization,
     read_processor_config,
@@ -156,22 +154,22 @@ def _scorer_name(canonical: str, config: NRConfig) -> str | None:
     return None
 
 
-def _read_weights(directory: str, config: NRConfig, tied: bool) -> dict[str, torch.Tensor]:
-    """The scorer's state dict from the checkpoint's tensors (float32)."""
+def _tensor_sources(directory: str, config: NRConfig, tied: bool) -> dict[str, TensorSource]:
+    """What reads each scorer tensor from the checkpoint (as float32)."""
     weights = CheckpointWeights(directory)
     canonical = {_canonical(name): name for name in weights.files}
     state = {}
     for key, name in canonical.items():
         target = key and _scorer_name(key, config)
         if target:
-            state[target] = weights.read(name)
+            state[target] = weights.source(name)
     embed = canonical.get("text.embed_tokens.weight")
     head = canonical.get("lm_head.weight") or (embed if tied else None)
     return {**state, **weights.prompt_and_levels(config, embed, head, directory)}
 
 
-def load_llava(directory: str, config: NRConfig | None = None) -> LoadedModel:
-    """The NR scorer with a LLaVA-1.5 or LLaVA-OneVision checkpoint's weights. ``config`` (optional)
+def plan_llava(directory: str, config: NRConfig | None = None) -> CheckpointPlan:
+    """How the NR scorer is made from a LLaVA-1.5 or LLaVA-OneVision checkpoint. ``config`` (optional)
     supplies only the prompt, level words, weights, score range and frames per prompt (default: Q-Align's for LLaVA-1.5,
     Q-SiT's for LLaVA-OneVision); everything else comes from the checkpoint."""
     hf_config = _read_config(directory)
@@ -189,5 +187,4 @@ def load_llava(directory: str, config: NRConfig | None = None) -> LoadedModel:
         raise unsupported(directory, f"a prompt of {nr_config.sequence_length} tokens beyond the sliding window "
                           f"of {window}")
     tied = bool(getattr(hf_config, "tie_word_embeddings", False) or getattr(text, "tie_word_embeddings", False))
-    state = _read_weights(directory, nr_config, tied)
-    return assemble(directory, nr_config, state)
+    return CheckpointPlan(directory, nr_config, _tensor_sources(directory, nr_config, tied))

@@ -16,16 +16,18 @@ Images are padded to a square with the mean colour and resized, as Q-Align's sco
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 
 from vqa_rt.errors import ModelError
-from vqa_rt.export.models.checkpoint import LoadedModel
 from vqa_rt.export.models.hf_checkpoint import (
     USER_FIELDS,
+    CheckpointPlan,
     CheckpointWeights,
-    assemble,
+    TensorSource,
     load_tokenizer,
     normalization,
     read_processor_config,
@@ -120,39 +122,49 @@ def split_fused_qkv(tensor: torch.Tensor, heads: int) -> tuple[torch.Tensor, tor
     return tuple(per_head[:, part].flatten(0, 1) for part in range(3))
 
 
-def _scorer_tensors(weights: CheckpointWeights, config: NRConfig) -> dict[str, torch.Tensor]:
-    state: dict[str, torch.Tensor] = {}
+def _fused_part(read: TensorSource, heads: int, part: int) -> torch.Tensor:
+    return split_fused_qkv(read(), heads)[part]
+
+
+def _reshaped(read: TensorSource, shape: tuple[int, ...]) -> torch.Tensor:
+    return read().reshape(shape)
+
+
+def _tensor_sources(weights: CheckpointWeights, config: NRConfig) -> dict[str, TensorSource]:
+    """What reads each scorer tensor from the checkpoint (as float32)."""
+    sources: dict[str, TensorSource] = {}
     for name in weights.files:
         fused = _FUSED_QKV.fullmatch(name)
         if fused:
-            parts = split_fused_qkv(weights.read(name), config.vision_heads)
-            for projection, part in zip(("q_proj", "k_proj", "v_proj"), parts):
-                state[f"vision.layers.{fused[1]}.self_attn.{projection}.{fused[2]}"] = part
+            for part, projection in enumerate(("q_proj", "k_proj", "v_proj")):
+                sources[f"vision.layers.{fused[1]}.self_attn.{projection}.{fused[2]}"] = partial(
+                    _fused_part, weights.source(name), config.vision_heads, part)
             continue
         for pattern, target in _RENAMES:
             if re.fullmatch(pattern, name):
-                state[re.sub(pattern, target, name)] = weights.read(name)
+                sources[re.sub(pattern, target, name)] = weights.source(name)
                 break
     # Stored with a leading batch axis: (1, 1, D) and (1, T, D).
     for name, shape in (("vision.embeddings.class_embedding", (-1,)),
                         ("vision.embeddings.position_embedding.weight", (-1, config.vision_hidden))):
-        if name in state:
-            state[name] = state[name].reshape(shape)
-    return state
+        if name in sources:
+            sources[name] = partial(_reshaped, sources[name], shape)
+    return sources
 
 
-def _position_tables(state: dict[str, torch.Tensor], config: NRConfig) -> None:
+def _position_tables(sources: dict[str, TensorSource], config: NRConfig) -> None:
     """Upstream's sin-cos tables for the abstractor layers whose checkpoint leaves them out (they are buffers)."""
-    q_table = torch.from_numpy(sincos_table(config.vision_hidden, torch.arange(config.abstractor_queries).numpy()))
+    queries = np.arange(config.abstractor_queries, dtype=np.float32)
+    q_table = torch.from_numpy(sincos_table(config.vision_hidden, queries))
     k_table = torch.from_numpy(image_position_table(config.vision_hidden, config.grid))
     for layer in range(config.abstractor_layers):
         prefix = f"abstractor.encoder.layers.{layer}.crossattention.attention."
-        state.setdefault(prefix + "q_pos_embed", q_table)
-        state.setdefault(prefix + "k_pos_embed", k_table)
+        sources.setdefault(prefix + "q_pos_embed", q_table.clone)
+        sources.setdefault(prefix + "k_pos_embed", k_table.clone)
 
 
-def load_mplug_owl2(directory: str, raw_config: dict[str, Any], config: NRConfig | None = None) -> LoadedModel:
-    """The NR scorer with an mPLUG-Owl2 checkpoint's weights (``raw_config``: its ``config.json``).
+def plan_mplug_owl2(directory: str, raw_config: dict[str, Any], config: NRConfig | None = None) -> CheckpointPlan:
+    """How the NR scorer is made from an mPLUG-Owl2 checkpoint (``raw_config``: its ``config.json``).
     ``config`` (optional) supplies only the prompt, level words, weights, score range and frames per prompt."""
     fields = {**_architecture(raw_config, directory), **_image_processing(directory)}
     prompt = {name: getattr(config or NRConfig(), name) for name in USER_FIELDS}
@@ -161,11 +173,11 @@ def load_mplug_owl2(directory: str, raw_config: dict[str, Any], config: NRConfig
     nr_config = scorer_config(directory, **fields, **prompt, prefix_ids=tokens.prefix, suffix_ids=tokens.suffix,
                               level_ids=tokens.levels, tokenizer=type(tokenizer).__name__)
     weights = CheckpointWeights(directory)
-    state = _scorer_tensors(weights, nr_config)
-    _position_tables(state, nr_config)
+    sources = _tensor_sources(weights, nr_config)
+    _position_tables(sources, nr_config)
     head = "lm_head.weight" if "lm_head.weight" in weights.files else None
     if head is None and raw_config.get("tie_word_embeddings"):
         head = "model.embed_tokens.weight"
     embed = "model.embed_tokens.weight" if "model.embed_tokens.weight" in weights.files else None
-    state.update(weights.prompt_and_levels(nr_config, embed, head, directory))
-    return assemble(directory, nr_config, state)
+    sources.update(weights.prompt_and_levels(nr_config, embed, head, directory))
+    return CheckpointPlan(directory, nr_config, sources)

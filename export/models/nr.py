@@ -278,15 +278,19 @@ def build_untrained(config: NRConfig) -> NRQualityModel:
 
     Every weight and embedding (patches, positions, the prompt's rows, which come from one
     embedding table so that a repeated token repeats its row) is drawn from N(0, 0.02^2), as
-    ``transformers`` initialises LLaVA models (``initializer_range``); norms are 1 and biases 0.
+    ``transformers`` initialises LLaVA models (``initializer_range``); norms are 1 and biases 0
+    (mPLUG-Owl2's abstractor excepted, see below).
     The level rows are then made orthogonal to the last hidden state of a flat frame of the
     mean colour (an all-zero input), which the untrained model so rates at the middle of the
     scale (uniform level probabilities), and scaled by :data:`LEVEL_HEAD_GAIN`, so that other
     frames' scores spread with how their hidden states differ from it.
     """
     model = NRQualityModel(config)
+    # With N(0, 0.02^2) weights mPLUG-Owl2's abstractor would output its queries, blind to the image:
+    # its layers keep PyTorch's default initialisation.
+    abstractor = set(model.abstractor.modules()) if config.family == "mplug_owl2" else set()
     for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, (nn.Linear, nn.Conv2d)) and module not in abstractor:
             nn.init.normal_(module.weight, std=INIT_STD)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)

@@ -33,7 +33,7 @@ import onnx
 from vqa_rt.errors import InputError, ModelError
 from vqa_rt.export.onnx_tools.fidelity import FidelityReport, compare_models
 from vqa_rt.export.onnx_tools.files import EXTERNAL_DATA_ABOVE, external_data, save_onnx
-from vqa_rt.export.onnx_tools.quantize_modes import MODES, WEIGHT_BLOCK
+from vqa_rt.export.onnx_tools.quantize_modes import MODES, WEIGHT_BLOCK, WEIGHT_ONLY_ACCURACY_LEVEL
 from vqa_rt.export.quiet import quiet
 from vqa_rt.runtime.engines.backends.onnxrt import import_onnxruntime
 from vqa_rt.runtime.engines.record import resolve_engine
@@ -164,7 +164,7 @@ def _weight_only(source: str, output: str, bits: int, large: bool) -> None:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     quantizer = MatMulNBitsQuantizer(onnx.load(source), bits=bits, block_size=WEIGHT_BLOCK, is_symmetric=True,
-                                     accuracy_level=4)
+                                     accuracy_level=WEIGHT_ONLY_ACCURACY_LEVEL)
     quantizer.process()
     quantizer.model.save_model_to_file(output, use_external_data_format=large)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WEIGHT_BLOCK = 32  # weights per scale in the weight-only modes
+WEIGHT_ONLY_ACCURACY_LEVEL = 4  # MatMulNBits computes with int8 activations (ONNX Runtime's fastest CPU path)
 
 
 @dataclass(frozen=True)

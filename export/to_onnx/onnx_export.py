@@ -41,7 +41,7 @@ def build_metadata(spec: ModelSpec, loaded: LoadedModel) -> dict[str, str]:
     return {f"vqa_rt.{key}": json.dumps(value) for key, value in values.items()}
 
 
-def _dynamic_shapes(spec: ModelSpec) -> dict[str, dict[int, torch.export.Dim]]:
+def dynamic_shapes(spec: ModelSpec) -> dict[str, dict[int, torch.export.Dim]]:
     dims: dict[str, torch.export.Dim] = {}
     for axes in spec.dynamic_axes.values():
         for axis, name in axes.items():
@@ -91,7 +91,7 @@ def export_onnx(
             example,
             input_names=list(spec.input_names),
             output_names=list(spec.output_names),
-            dynamic_shapes=_dynamic_shapes(spec),
+            dynamic_shapes=dynamic_shapes(spec),
             custom_translation_table=ONNX_TRANSLATIONS,
             opset_version=opset,
             dynamo=True,

@@ -20,6 +20,7 @@ from vqa_rt.runtime.frames.video import VideoFormat
 DEFAULT_RANGE = "limited"  # when neither the options nor the video (a Y4M tag) say
 MAX_ANALYSIS_SIDE = 8192  # analysis sizes scale frames down for a model: at most 8K a side
 MAX_BATCH_SIZE = 1024  # frames per inference call (a batch is held in memory)
+NR_PROTOCOLS = ("mean-score", "mean-logits")  # how an NR model's frame (or clip) results make the video's score
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,11 @@ class FrameOptions:
     batch_size: int = 1
     sample_fps: float | None = None
     sample_frames: int | None = None
+    nr_protocol: str = "mean-score"
 
     def __post_init__(self) -> None:
+        if self.nr_protocol not in NR_PROTOCOLS:
+            raise InputError(f"unknown NR protocol {self.nr_protocol!r} (known: {', '.join(NR_PROTOCOLS)})")
         if self.matrix not in MATRICES:
             raise InputError(f"unknown colour matrix {self.matrix!r} (known: {', '.join(MATRICES)})")
         if self.color_range is not None and self.color_range not in RANGES:

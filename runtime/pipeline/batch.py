@@ -155,7 +155,8 @@ def _score_row(row: ManifestRow, engines: list[Engine], options: FrameOptions, p
         except Exception as exc:  # recorded in the row; the batch goes on
             error = f"{engine.column}: {_one_line(exc)}"
             break
-        value = result["pooled_metrics"][result["model"]["metric"]][pool]
+        value = result["video"]["score"] if pool == "mean" and "video" in result else (
+            result["pooled_metrics"][result["model"]["metric"]][pool])
         values[engine.column] = "" if value is None else format(value, ".10g")
         frames = str(len(result["frames"]))
     return {**row.values, **values, "frames": frames, "status": "failed" if error else "ok", "error": error,

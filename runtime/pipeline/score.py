@@ -59,9 +59,12 @@ def _result_skeleton(model: dict, ref: VideoInput | None, dist: VideoInput, fmt:
     }
 
 
-def _pool_all(result: dict) -> None:
+def _pool_all(result: dict, scorer: FrameScorer) -> None:
     names = list(result["frames"][0]["metrics"]) if result["frames"] else []
     result["pooled_metrics"] = {n: pool([f["metrics"][n] for f in result["frames"]]) for n in names}
+    video = scorer.summary([frame["metrics"] for frame in result["frames"]])
+    if video is not None:
+        result["video"] = video
 
 
 class ScoreBranch(Branch):
@@ -121,7 +124,7 @@ class ScoreBranch(Branch):
         if self.progress:
             self.progress(len(self.result["frames"]), self.total)
         if self.writer.due():  # pooling every frame would cost O(frames) per frame
-            _pool_all(self.result)
+            _pool_all(self.result, self.scorer)
             self.writer.update(self.result, force=True)
 
     def close(self, error: BaseException | None) -> None:
@@ -130,13 +133,13 @@ class ScoreBranch(Branch):
         if not self.result:
             return
         if error is None:
-            _pool_all(self.result)
+            _pool_all(self.result, self.scorer)
             self.result["complete"] = True
             self.writer.update(self.result, force=True)
         elif isinstance(error, (VqaRtError, KeyboardInterrupt)):
             self.result["error"] = str(error) or type(error).__name__
             if self.result["frames"]:
-                _pool_all(self.result)
+                _pool_all(self.result, self.scorer)
                 self.writer.update(self.result, force=True)
 
 

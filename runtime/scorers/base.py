@@ -40,6 +40,10 @@ class FrameScorer(abc.ABC):
         """Metrics still owed after the last batch, in order."""
         return []
 
+    def summary(self, frames: list[dict[str, float]]) -> dict[str, Any] | None:
+        """The video's own result from its frames' metrics, where pooling each metric is not it (NR protocols)."""
+        return None
+
     def __enter__(self) -> FrameScorer:
         return self
 

@@ -73,7 +73,9 @@ def test_score_writes_json_and_csv_with_level_probabilities(monkeypatch, capsys,
     assert "UNTRAINED" in err
     data = json.loads(output.read_text())
     assert data["complete"] and [f["frameNum"] for f in data["frames"]] == [0, 10, 20]
-    assert csv.read_text().splitlines()[0] == "frameNum,score,p_excellent,p_good,p_fair,p_poor,p_bad"
+    assert csv.read_text().splitlines()[0] == ("frameNum,score,p_excellent,p_good,p_fair,p_poor,p_bad,logit_excellent,"
+                                               "logit_good,logit_fair,logit_poor,logit_bad")
+    assert f"video score (mean-score): {data['video']['score']:.4f} [untrained]" in out
 
 
 def test_score_raw_yuv_with_its_frame_rate_or_sampled_by_count(monkeypatch, capsys, nr_export, videos):

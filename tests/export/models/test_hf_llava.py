@@ -9,7 +9,6 @@ import torch
 
 from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import load_checkpoint
-from vqa_rt.export.models.hf_llava import load_llava
 from vqa_rt.export.models.nr import QALIGN_PROMPT, NRConfig
 from vqa_rt.export.models.nr_spec import load_hf_checkpoint
 from vqa_rt.export.models.spec import get_spec
@@ -32,7 +31,7 @@ def transformers_level_logits(checkpoint, config, pixels: torch.Tensor) -> np.nd
 @pytest.mark.parametrize("text_model", ["llama", "mistral"])
 def test_scorer_level_logits_equal_transformers(llava_checkpoint, llava_factory, text_model):
     checkpoint = llava_checkpoint if text_model == "llama" else llava_factory(text_model="mistral")
-    loaded = load_llava(checkpoint.path)
+    loaded = load_hf_checkpoint(checkpoint.path)
     pixels = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(7))
     expected = transformers_level_logits(checkpoint, loaded.config, pixels)
     with torch.no_grad():
@@ -42,7 +41,7 @@ def test_scorer_level_logits_equal_transformers(llava_checkpoint, llava_factory,
 
 
 def test_config_tokens_and_preprocessing_come_from_the_checkpoint(llava_checkpoint):
-    config = load_llava(llava_checkpoint.path).config
+    config = load_hf_checkpoint(llava_checkpoint.path).config
     tokenizer = llava_checkpoint.tokenizer
     ids = tokenizer(QALIGN_PROMPT)["input_ids"]
     assert config.prefix_ids + (llava_checkpoint.image_token_id,) + config.suffix_ids == tuple(ids)
@@ -65,7 +64,7 @@ def test_prompt_and_levels_can_be_configured(llava_factory):
 def test_a_level_word_the_tokenizer_splits_is_refused(llava_checkpoint):
     config = NRConfig(levels=("superb", "good"), level_weights=(1.0, 0.0))
     with pytest.raises(ModelError, match="level word 'superb' is not a single token of this tokenizer"):
-        load_llava(llava_checkpoint.path, config)
+        load_hf_checkpoint(llava_checkpoint.path, config)
 
 
 def _copy(checkpoint, tmp_path):
@@ -91,7 +90,7 @@ def test_corrupt_safetensors(llava_checkpoint, tmp_path):
     target = _copy(llava_checkpoint, tmp_path)
     (target / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
     with pytest.raises(ModelError, match="model.safetensors: corrupt safetensors file"):
-        load_llava(str(target))
+        load_hf_checkpoint(str(target))
 
 
 def test_truncated_safetensors(llava_checkpoint, tmp_path):
@@ -99,7 +98,7 @@ def test_truncated_safetensors(llava_checkpoint, tmp_path):
     data = (target / "model.safetensors").read_bytes()
     (target / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelError, match="model.safetensors"):
-        load_llava(str(target))
+        load_hf_checkpoint(str(target))
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -164,3 +164,27 @@ def test_bad_inputs_write_nothing(nr_export, qpmap_export, calibration, tmp_path
 def test_a_quantized_model_is_not_quantized_again(quantized, calibration, tmp_path):
     with pytest.raises(InputError, match="is already quantized \\(int8\\)"):
         quantize_model(quantized["int8"][0], str(tmp_path / "again.onnx"), "int8", calibration, ALL_FRAMES)
+
+
+@pytest.mark.parametrize("preset, frames", [("tiny-onevision", 1), ("tiny-mplug-owl2", 1), ("tiny-mplug-owl2", 2)])
+@pytest.mark.parametrize("mode", ["int8", "int4-weight-only"])
+def test_every_family_quantizes_and_its_report_matches_scoring(preset, frames, mode, calibration, tmp_path):
+    """LLaVA-OneVision, mPLUG-Owl2 and an mPLUG-Owl2 clip graph: the quantized model scores through the runtime,
+    and the report's |Δscore| is what scoring both models on the same frames gives."""
+    import dataclasses
+
+    from vqa_rt.export.models.checkpoint import random_init
+    from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+
+    spec = get_spec("nr")
+    loaded = random_init(spec, 0, dataclasses.replace(spec.config_from_preset(preset), frames=frames))
+    source, output = str(tmp_path / "nr.onnx"), str(tmp_path / f"nr.{mode}.onnx")
+    export_onnx(spec, loaded, source)
+    report = quantize_model(source, output, mode, calibration, ALL_FRAMES, min_frames=4)
+    assert report.runs_on_cpu and report.frames == 20 // frames
+    ops = {node.op_type for node in onnx.load(output).graph.node}
+    assert ("QuantizeLinear" in ops) if mode == "int8" else ("MatMulNBits" in ops)
+    scores = [np.array([f["metrics"]["score"] for f in score(path, None, calibration, ALL_FRAMES)["frames"]])
+              for path in (source, output)]
+    assert report.max_abs_score_diff == pytest.approx(np.abs(scores[1] - scores[0]).max(), rel=1e-4, abs=1e-6)

@@ -14,6 +14,7 @@ from vqa_rt.runtime.scorers.nr_preprocess import NRPreprocessor
 
 W, H, FRAMES, FPS = 64, 48, 25, 10
 LEVELS = ["p_excellent", "p_good", "p_fair", "p_poor", "p_bad"]
+LOGITS = [name.replace("p_", "logit_") for name in LEVELS]
 
 
 def write_y4m(raw: str, path: str, width: int, height: int, fps: int) -> str:
@@ -53,11 +54,32 @@ def test_one_frame_per_second_by_default(result):
 
 def test_frames_carry_level_probabilities_and_the_video_score_is_that_of_their_mean(result):
     for frame in result["frames"]:
-        assert list(frame["metrics"]) == ["score", *LEVELS]
+        assert list(frame["metrics"]) == ["score", *LEVELS, *LOGITS]
         assert sum(frame["metrics"][name] for name in LEVELS) == pytest.approx(1.0, abs=1e-5)
     pooled = result["pooled_metrics"]
     mean_probs = np.array([pooled[name]["mean"] for name in LEVELS])
     assert pooled["score"]["mean"] == pytest.approx(1 + 4 * mean_probs @ [1, 0.75, 0.5, 0.25, 0], abs=1e-6)
+    assert result["video"]["protocol"] == "mean-score" and result["video"]["score"] == pooled["score"]["mean"]
+
+
+def test_qalign_per_frame_protocol_averages_logits_before_the_softmax(nr_export, video, result):
+    from scipy.special import softmax
+
+    averaged = score(nr_export.path, None, video[1], ScoreOptions(nr_protocol="mean-logits"))
+    assert [f["metrics"] for f in averaged["frames"]] == [f["metrics"] for f in result["frames"]]
+    logits = np.array([[frame["metrics"][name] for name in LOGITS] for frame in result["frames"]])
+    probs = softmax(logits.mean(axis=0))
+    assert averaged["video"]["score"] == pytest.approx(1 + 4 * probs @ [1, 0.75, 0.5, 0.25, 0], rel=1e-9)
+    assert list(averaged["video"]["level_probs"].values()) == pytest.approx(probs, rel=1e-9)
+    # not the same as the mean score, unless the frames agree (they do not here)
+    assert abs(averaged["video"]["score"] - result["video"]["score"]) > 1e-6
+
+
+def test_frame_logits_are_the_models(result):
+    for frame in result["frames"]:
+        logits = np.array([frame["metrics"][name] for name in LOGITS])
+        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        np.testing.assert_allclose(probs, [frame["metrics"][name] for name in LEVELS], rtol=1e-5)
 
 
 def test_frame_scores_equal_pytorch_on_the_same_frames(result, nr_export, video):
@@ -126,3 +148,46 @@ def test_score_batch_gives_nr_engines_no_reference(nr_export, video, write_csv, 
     manifest = write_csv(tmp_path / "m.csv", [{"reference": video[1], "distorted": video[1], "mos": "3"}])
     summary = run_batch(manifest, [nr_export.path, "psnr"], str(tmp_path / "out.csv"))
     assert summary.scored == 1 and summary.failed == 0
+
+
+@pytest.fixture(scope="module")
+def clip_export(tmp_path_factory):
+    """A tiny mPLUG-Owl2 clip graph (2 frames per prompt, Q-Align's joint video prompt), exported and validated."""
+    import dataclasses
+
+    from vqa_rt.export.models.checkpoint import random_init
+    from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+
+    spec = get_spec("nr")
+    loaded = random_init(spec, 0, dataclasses.replace(spec.config_from_preset("tiny-mplug-owl2"), frames=2))
+    path = str(tmp_path_factory.mktemp("clip") / "clip.onnx")
+    export_onnx(spec, loaded, path)
+    return path, loaded
+
+
+def test_a_clip_engine_scores_its_frames_in_one_prompt(clip_export, video):
+    path, loaded = clip_export
+    result = score(path, None, video[1], ScoreOptions(sample_frames=4))
+    assert [f["metrics"]["clip"] for f in result["frames"]] == [0, 0, 1, 1]
+    assert result["model"]["frames_per_prompt"] == 2
+    preprocess = NRPreprocessor({"size": [28, 28], "resize": "pad", "mean": loaded.config.image_mean,
+                                 "std": loaded.config.image_std})
+    indices = [f["frameNum"] for f in result["frames"]]
+    with open_video(video[0], W, H) as reader:
+        pixels = torch.from_numpy(np.stack([preprocess(f) for f in reader if f.index in indices])).unflatten(0, (2, 2))
+    with torch.no_grad():
+        scores, _, _ = loaded.model(pixels)
+    np.testing.assert_allclose(_scores(result), np.repeat(scores.numpy(), 2), rtol=1e-5)
+    assert result["video"]["score"] == pytest.approx(float(scores.mean()), rel=1e-5)
+
+
+def test_a_clip_engine_takes_its_frame_count_by_default_and_refuses_leftovers(clip_export, video):
+    assert len(score(clip_export[0], None, video[1])["frames"]) == 2
+    with pytest.raises(InputError, match="scores clips of 2 frames and 1 selected frames are left over"):
+        score(clip_export[0], None, video[1], ScoreOptions(sample_frames=3))
+
+
+def test_an_unknown_protocol_is_refused():
+    with pytest.raises(InputError, match="unknown NR protocol 'median' \\(known: mean-score, mean-logits\\)"):
+        ScoreOptions(nr_protocol="median")
