@@ -103,11 +103,11 @@ def _open(path: str):
 
 
 class CheckpointWeights:
-    """The tensors of a checkpoint directory by name, read on demand as float32."""
+    """The tensors of a checkpoint directory by name, read on demand as float32. Each read opens its shard and
+    closes it again, so the shard's memory-mapped pages do not stay resident between reads."""
 
     def __init__(self, directory: str):
         index = os.path.join(directory, "model.safetensors.index.json")
-        self._handles: dict[str, Any] = {}
         if os.path.isfile(index):
             weight_map = json_object(index).get("weight_map")
             if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
@@ -117,23 +117,20 @@ class CheckpointWeights:
         single = os.path.join(directory, "model.safetensors")
         if not os.path.isfile(single):
             raise ModelError(f"{directory}: missing model.safetensors (or model.safetensors.index.json and its shards)")
-        self.files = {name: single for name in self._handle(single).keys()}
-
-    def _handle(self, path: str):
-        if path not in self._handles:
-            self._handles[path] = _open(path)
-        return self._handles[path]
+        with _open(single) as handle:
+            self.files = dict.fromkeys(handle.keys(), single)
 
     def read(self, name: str, rows: tuple[int, ...] | None = None) -> torch.Tensor:
         """Tensor ``name`` (only ``rows`` of its first axis when given), as float32."""
         path = self.files[name]
-        try:
-            if rows is None:
-                return self._handle(path).get_tensor(name).float()
-            tensor = self._handle(path).get_slice(name)
-            return torch.cat([tensor[row:row + 1] for row in rows]).float()
-        except Exception as exc:  # truncated or inconsistent data
-            raise ModelError(f"{path}: cannot read tensor {name} ({str(exc).splitlines()[0]})") from None
+        with _open(path) as handle:
+            try:
+                if rows is None:
+                    return handle.get_tensor(name).float()
+                tensor = handle.get_slice(name)
+                return torch.cat([tensor[row:row + 1] for row in rows]).float()
+            except Exception as exc:  # truncated or inconsistent data
+                raise ModelError(f"{path}: cannot read tensor {name} ({str(exc).splitlines()[0]})") from None
 
     def source(self, name: str, rows: tuple[int, ...] | None = None) -> TensorSource:
         """What reads tensor ``name`` (or ``rows`` of it) when called."""

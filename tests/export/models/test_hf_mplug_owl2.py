@@ -113,3 +113,20 @@ def test_bad_configs_are_one_line(tmp_path, edit, message):
     (target / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match=message):
         load_hf_checkpoint(str(target))
+
+
+def test_a_llama_sentencepiece_tokenizer_gives_upstreams_ids():
+    """Released checkpoints ship LLaMA's SentencePiece ``tokenizer.model`` (slow ``LlamaTokenizer`` upstream): the
+    ids Q-Align's ``tokenizer_image_token`` made with a tiny one are what the loader's tokenization gives."""
+    pytest.importorskip("sentencepiece")
+    from vqa_rt.export.models.hf_checkpoint import load_tokenizer
+    from vqa_rt.export.models.nr_prompt import tokenizer_tokens
+
+    folder = FIXTURE / "sentencepiece"
+    expected = json.loads((folder / "expected_ids.json").read_text())
+    tokenizer = load_tokenizer(str(folder))
+    for name, prompt in expected["prompts"].items():
+        tokens = tokenizer_tokens(tokenizer, prompt.replace("<|image|>", "<image>"), tuple(expected["level_words"]),
+                                  None)
+        assert (tokens.prefix, tokens.suffix) == _split(expected[f"input_ids_{name}"])
+        assert list(tokens.levels) == expected["level_ids"]

@@ -262,3 +262,31 @@ def test_importing_the_rtx_flavour_leaves_the_link_in_place():
     folder = os.path.dirname(tensorrt_rtx_libs.__file__)
     assert os.path.realpath(os.path.join(folder, RTX_LIBRARY)) == os.path.realpath(
         os.path.join(folder, f"{RTX_LIBRARY}.1"))
+
+
+@needs_rtx
+@pytest.mark.parametrize("preset, frames", [("tiny-onevision", 1), ("tiny-mplug-owl2", 1), ("tiny-mplug-owl2", 2)])
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_the_other_nr_families_build(preset, frames, precision, tmp_path):
+    """LLaVA-OneVision, mPLUG-Owl2 and an mPLUG-Owl2 clip graph (five-dimensional input) become plans, int8 from
+    vqa-rt's Q/DQ quantizer."""
+    import dataclasses
+
+    from vqa_rt.export.models.checkpoint import random_init
+    from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+
+    spec = get_spec("nr")
+    loaded = random_init(spec, 0, dataclasses.replace(spec.config_from_preset(preset), frames=frames))
+    source = str(tmp_path / "nr.onnx")
+    export_onnx(spec, loaded, source)
+    if precision == "int8":
+        pixels = np.random.default_rng(3).standard_normal(loaded.config.input_shape(8)).astype(np.float32)
+        quantize_onnx(source, str(tmp_path / "nr_int8.onnx"), "int8", "pixels", pixels)
+        source = str(tmp_path / "nr_int8.onnx")
+    plan = str(tmp_path / "nr.plan")
+    build_engine(source, plan, BuildOptions(precision, targets="sm89"))
+    sidecar = check_plan(plan, source, precision, ["sm89"], None)
+    assert sidecar["profile"]["pixels"]["min"] == [1, *loaded.config.input_shape(1)[1:]]
+    if precision == "int8":
+        assert sidecar["layers"]["output_precisions"].get("INT8", 0) > 0
