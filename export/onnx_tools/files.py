@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import onnx
+from google.protobuf.message import EncodeError
 
 EXTERNAL_DATA_ABOVE = 1_900_000_000  # bytes of serialised model (protobuf's 2 GB limit, with a margin)
 
@@ -12,7 +13,10 @@ EXTERNAL_DATA_ABOVE = 1_900_000_000  # bytes of serialised model (protobuf's 2 G
 def save_onnx(model: onnx.ModelProto, path: str, data_name: str | None = None) -> None:
     """Save ``model`` to ``path``; a model larger than :data:`EXTERNAL_DATA_ABOVE` keeps its tensors in
     ``data_name`` (default: the file's name + ``.data``) beside it."""
-    large = model.ByteSize() > EXTERNAL_DATA_ABOVE
+    try:
+        large = model.ByteSize() > EXTERNAL_DATA_ABOVE
+    except EncodeError:  # protobuf cannot even size a message above 2 GB
+        large = True
     onnx.save_model(model, path, save_as_external_data=large,
                     location=data_name or f"{os.path.basename(path)}.data")
 

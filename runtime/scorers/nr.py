@@ -95,7 +95,7 @@ class NRScorer(ModelScorer):
 
     def finish(self) -> list[dict[str, float]]:
         if self.waiting:
-            raise InputError(f"{self.engine.name}: scores clips of {self.frames} frames and {len(self.waiting)} "
+            raise InputError(f"{self.engine.path}: scores clips of {self.frames} frames and {len(self.waiting)} "
                              f"selected frames are left over; select a multiple of {self.frames} frames "
                              f"(--sample-frames {self.frames} by default)")
         return []

@@ -54,6 +54,43 @@ def test_export_from_a_llava_checkpoint_directory(monkeypatch, capsys, llava_che
     assert "UNTRAINED" not in out and f"weights: {llava_checkpoint.path}" in out and "validated" in out
 
 
+MPLUG = "tests/fixtures/mplug_owl2_tiny"
+
+
+def test_export_mplug_owl2_and_onevision_checkpoints_and_a_clip_graph(monkeypatch, capsys, onevision_checkpoint,
+                                                                       videos, tmp_path):
+    for name, checkpoint in (("onevision", onevision_checkpoint.path), ("mplug", MPLUG)):
+        code, out, err = run_main(monkeypatch, capsys, "export", "nr", "--checkpoint", checkpoint,
+                                  "-o", tmp_path / f"{name}.onnx")
+        assert code == 0 and "validated against PyTorch" in out and err == "", err
+    (tmp_path / "clip.json").write_text('{"frames": 3}')
+    code, out, err = run_main(monkeypatch, capsys, "export", "nr", "--checkpoint", MPLUG, "--config",
+                              tmp_path / "clip.json", "-o", tmp_path / "clip.onnx")
+    assert code == 0 and "batch 3 at 28x28" in out, err
+    code, out, err = run_main(monkeypatch, capsys, "score", "--engine", tmp_path / "clip.onnx", "-d", videos[2],
+                              "-o", tmp_path / "clip.json.out")
+    assert code == 0 and out.startswith("3 frames") and "video score (mean-score)" in out, err
+
+
+def test_streamed_weight_only_export_scores(monkeypatch, capsys, videos, tmp_path):
+    code, out, err = run_main(monkeypatch, capsys, "export", "nr", "--checkpoint", MPLUG, "--weight-only", "4",
+                              "-o", tmp_path / "nr4.onnx")
+    assert code == 0 and "int4-weight-only" in out and "quantized while streaming" in out, err
+    code, out, err = run_main(monkeypatch, capsys, "score", "--engine", tmp_path / "nr4.onnx", "-d", videos[2],
+                              "--nr-protocol", "mean-logits")
+    assert code == 0 and "video score (mean-logits)" in out, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "nr", "--random-init", "0", "--weight-only", "4"], "--weight-only streams an nr checkpoint directory"),
+    (["export", "nr", "--checkpoint", MPLUG, "--weight-only", "2"], "streamed export quantizes weights to 8 or 4 bits"),
+    (["score", "--engine", "x.onnx", "-d", "x.y4m", "--nr-protocol", "median"], "unknown NR protocol 'median'"),
+])
+def test_new_option_errors_are_one_line(monkeypatch, capsys, tmp_path, args, message):
+    code, _, err = run_main(monkeypatch, capsys, *args, *(["-o", tmp_path / "x.onnx"] if args[0] == "export" else []))
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
 @pytest.mark.parametrize("args, message", [
     (["export", "fr", "--random-init", "0", "--config", "tiny"], "fr has no config preset 'tiny' (presets: none"),
     (["export", "nr", "--random-init", "0", "--config", "huge"], "nr has no config preset 'huge' (presets: tiny, tiny-onevision, tiny-mplug-owl2, small"),

@@ -130,3 +130,18 @@ def test_a_llama_sentencepiece_tokenizer_gives_upstreams_ids():
                                   None)
         assert (tokens.prefix, tokens.suffix) == _split(expected[f"input_ids_{name}"])
         assert list(tokens.levels) == expected["level_ids"]
+
+
+@pytest.mark.parametrize("missing, message", [
+    ("config.json", "missing config.json"),
+    ("preprocessor_config.json", "missing preprocessor_config.json"),
+    ("model.safetensors", "missing model.safetensors"),
+    ("tokenizer.json", "cannot load the tokenizer"),
+])
+def test_missing_files_are_one_line(tmp_path, missing, message):
+    target = tmp_path / "ckpt"
+    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("sentencepiece"))
+    (target / missing).unlink()
+    with pytest.raises(ModelError, match=message) as error:
+        load_hf_checkpoint(str(target))
+    assert "\n" not in str(error.value)
