@@ -20,6 +20,7 @@ import torch
 from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import LoadedModel, fit_state_dict
 from vqa_rt.export.models.nr import NRConfig, NRQualityModel
+from vqa_rt.export.models.nr_prompt import tokenizer_tokens
 from vqa_rt.export.models.spec import check_field
 from vqa_rt.export.quiet import quiet
 
@@ -160,9 +161,17 @@ class CheckpointPlan:
     sources: dict[str, TensorSource]
 
 
-def scorer_config(directory: str, **fields) -> NRConfig:
+def scorer_config(directory: str, fields: dict[str, Any], config: NRConfig | None, default: NRConfig,
+                  image_token_id: int | None) -> NRConfig:
+    """The scorer's config: the checkpoint's ``fields``, the user's :data:`USER_FIELDS` (from ``config``, else
+    the family's ``default``) and the prompt's token ids from the checkpoint's tokenizer (see
+    :func:`~vqa_rt.export.models.nr_prompt.tokenizer_tokens` for ``image_token_id``)."""
+    chosen = {name: getattr(config or default, name) for name in USER_FIELDS}
+    tokenizer = load_tokenizer(directory)
+    tokens = tokenizer_tokens(tokenizer, chosen["prompt"], chosen["levels"], image_token_id)
     try:
-        return NRConfig(**fields)
+        return NRConfig(**fields, **chosen, prefix_ids=tokens.prefix, suffix_ids=tokens.suffix,
+                        level_ids=tokens.levels, tokenizer=type(tokenizer).__name__)
     except (TypeError, ValueError, ZeroDivisionError) as exc:  # sizes a checkpoint config may hold, the scorer cannot
         raise ModelError(f"{directory}: the checkpoint's config does not make an NR model ({exc})") from None
 

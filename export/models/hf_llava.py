@@ -16,18 +16,15 @@ from typing import Any
 
 from vqa_rt.errors import ModelError
 from vqa_rt.export.models.hf_checkpoint import (
-    USER_FIELDS,
     CheckpointPlan,
     CheckpointWeights,
     TensorSource,
-    load_tokenizer,
     normalization,
     read_processor_config,
     scorer_config,
     unsupported,
 )
 from vqa_rt.export.models.nr import QSIT_LEVELS, QSIT_PROMPT, NRConfig
-from vqa_rt.export.models.nr_prompt import tokenizer_tokens
 
 FAMILIES = {  # model_type -> (vision tower, language models)
     "llava": ("clip_vision_model", ("llama", "mistral")),
@@ -176,11 +173,7 @@ def plan_llava(directory: str, config: NRConfig | None = None) -> CheckpointPlan
     fields = _architecture(hf_config, directory)
     fields.update(_image_processing(directory, fields["image_size"], fields["family"]))
     default = NRConfig(prompt=QSIT_PROMPT, levels=QSIT_LEVELS) if fields["family"] == "llava_onevision" else NRConfig()
-    prompt = {name: getattr(config or default, name) for name in USER_FIELDS}
-    tokenizer = load_tokenizer(directory)
-    tokens = tokenizer_tokens(tokenizer, prompt["prompt"], prompt["levels"], hf_config.image_token_id)
-    nr_config = scorer_config(directory, **fields, **prompt, prefix_ids=tokens.prefix, suffix_ids=tokens.suffix,
-                              level_ids=tokens.levels, tokenizer=type(tokenizer).__name__)
+    nr_config = scorer_config(directory, fields, config, default, hf_config.image_token_id)
     text = hf_config.text_config
     window = getattr(text, "sliding_window", None) if getattr(text, "use_sliding_window", True) else None
     if window is not None and nr_config.sequence_length > window:

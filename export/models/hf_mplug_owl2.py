@@ -24,18 +24,15 @@ import torch
 
 from vqa_rt.errors import ModelError
 from vqa_rt.export.models.hf_checkpoint import (
-    USER_FIELDS,
     CheckpointPlan,
     CheckpointWeights,
     TensorSource,
-    load_tokenizer,
     normalization,
     read_processor_config,
     scorer_config,
     unsupported,
 )
 from vqa_rt.export.models.nr import NRConfig
-from vqa_rt.export.models.nr_prompt import tokenizer_tokens
 from vqa_rt.export.models.visual_abstractor import image_position_table, sincos_table
 
 # Upstream's defaults (configuration_mplug_owl2.py): the LLaMA-2 part and DEFAULT_VISUAL_CONFIG.
@@ -167,11 +164,7 @@ def plan_mplug_owl2(directory: str, raw_config: dict[str, Any], config: NRConfig
     """How the NR scorer is made from an mPLUG-Owl2 checkpoint (``raw_config``: its ``config.json``).
     ``config`` (optional) supplies only the prompt, level words, weights, score range and frames per prompt."""
     fields = {**_architecture(raw_config, directory), **_image_processing(directory)}
-    prompt = {name: getattr(config or NRConfig(), name) for name in USER_FIELDS}
-    tokenizer = load_tokenizer(directory)
-    tokens = tokenizer_tokens(tokenizer, prompt["prompt"], prompt["levels"], None)
-    nr_config = scorer_config(directory, **fields, **prompt, prefix_ids=tokens.prefix, suffix_ids=tokens.suffix,
-                              level_ids=tokens.levels, tokenizer=type(tokenizer).__name__)
+    nr_config = scorer_config(directory, fields, config, NRConfig(), None)
     weights = CheckpointWeights(directory)
     sources = _tensor_sources(weights, nr_config)
     _position_tables(sources, nr_config)
