@@ -7,7 +7,7 @@ abstractor) but few layers, written as float16 shards like the released checkpoi
 the scores mean nothing; only memory and time are measured). For each size it runs, each in a fresh
 process whose peak resident memory (``VmHWM``) it reports:
 
-- ``stream``: :func:`vqa_rt.export.to_onnx.streamed.export_streamed` (the path of
+- ``stream``, at 4 and at 8 bits: :func:`vqa_rt.export.to_onnx.streamed.export_streamed` (the path of
   ``vqa-rt export nr --checkpoint DIR --weight-only 4|8``, without its check run);
 - ``run``: ONNX Runtime (default optimisations, as ``vqa-rt score``) loads the streamed file and scores one frame;
 - ``in-memory`` (small sizes only): the ordinary path, the checkpoint loaded in float32 and exported with
@@ -16,7 +16,7 @@ process whose peak resident memory (``VmHWM``) it reports:
 It fits peak memory against model size (a line per path) and extrapolates to the full 7B layer counts.
 It writes ``nr_memory.json`` and ``nr_memory.md`` and asserts nothing.
 
-Usage: ``python benchmarks/nr_memory.py [--quick] [--bits 4] [--output-dir DIR]``
+Usage: ``python benchmarks/nr_memory.py [--quick] [--work-dir DIR] [--output-dir DIR]``
 """
 
 from __future__ import annotations
@@ -185,12 +185,31 @@ def measure(step: str, directory: str, output: str, bits: int) -> dict:
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "seconds": time.perf_counter() - start}
 
 
-def _fit(rows: list[dict], key: str) -> tuple[float, float] | None:
-    points = [(row["parameters"], row[key]["peak_rss_gib"]) for row in rows if key in row]
+def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Slope and intercept of a straight line through (parameters, value) points."""
     if len(points) < 2:
         return None
     slope, intercept = np.polyfit(*zip(*points), 1)
     return float(slope), float(intercept)
+
+
+def _series(rows: list[dict], path: tuple[str, ...]) -> list[tuple[float, float]]:
+    """(parameters, value at ``path`` in the row) for the rows that have it."""
+    points = []
+    for row in rows:
+        value = row
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            points.append((row["parameters"], value))
+    return points
+
+
+SERIES = {  # name -> where in a row
+    **{f"int{bits} {step}": (f"int{bits}", step, "peak_rss_gib") for bits in (4, 8) for step in ("stream", "run")},
+    **{f"int{bits} frame seconds": (f"int{bits}", "run", "frame_seconds") for bits in (4, 8)},
+    "in-memory float32 export": ("in_memory", "peak_rss_gib"),
+}
 
 
 def run(args) -> dict:
@@ -204,23 +223,24 @@ def run(args) -> dict:
             directory = os.path.join(work, f"ckpt{index}")
             row = {"layers": layers, "checkpoint_bytes": make_checkpoint(directory, layers, seed=index)}
             row["parameters"] = scorer_parameters(directory)
-            streamed = os.path.join(work, f"streamed{index}.onnx")
-            row["stream"] = measure("stream", directory, streamed, args.bits)
-            row["run"] = measure("run", directory, streamed, args.bits)
+            for bits in (4, 8):
+                streamed = os.path.join(work, f"streamed{index}_{bits}.onnx")
+                row[f"int{bits}"] = {"stream": measure("stream", directory, streamed, bits),
+                                     "run": measure("run", directory, streamed, bits)}
             if layers["text"] <= IN_MEMORY_UP_TO:
-                row["in_memory"] = measure("in-memory", directory, os.path.join(work, f"full{index}.onnx"), args.bits)
+                row["in_memory"] = measure("in-memory", directory, os.path.join(work, f"full{index}.onnx"), 4)
             rows.append(row)
             print(json.dumps(row), flush=True)
             shutil.rmtree(directory)
             for leftover in os.listdir(work):
                 os.remove(os.path.join(work, leftover))
     full = make_full_parameters()
-    fits = {key: _fit(rows, key) for key in ("stream", "run", "in_memory")}
+    fits = {name: _fit(_series(rows, path)) for name, path in SERIES.items()}
     machine["load_average_end"] = list(os.getloadavg())
-    return {"machine": machine, "settings": {"bits": args.bits, "mode": "quick" if args.quick else "full"},
-            "rows": rows, "fits_gib_per_parameter": fits, "full_7b": {
+    return {"machine": machine, "settings": {"mode": "quick" if args.quick else "full"}, "rows": rows,
+            "fits_per_parameter": fits, "full_7b": {
                 "layers": FULL_7B, "parameters": full,
-                **{key: fit[0] * full + fit[1] for key, fit in fits.items() if fit is not None}}}
+                "extrapolated": {name: fit[0] * full + fit[1] for name, fit in fits.items() if fit is not None}}}
 
 
 def make_full_parameters() -> int:
@@ -231,36 +251,45 @@ def make_full_parameters() -> int:
     return total - embeddings
 
 
+def _gib(value: float) -> str:
+    return f"{value:.2f} GiB"
+
+
 def render(results: dict) -> str:
-    bits, rows, full = results["settings"]["bits"], results["rows"], results["full_7b"]
-    lines = [f"# NR memory: streamed int{bits} weight-only export of an mPLUG-Owl2 with the real 7B widths", "",
+    rows, full = results["rows"], results["full_7b"]
+    lines = ["# NR memory: streamed weight-only export of an mPLUG-Owl2 with the real 7B widths", "",
              machine_line(results["machine"], f"torch {results['machine']['torch']}, onnxruntime "
                           f"{results['machine']['onnxruntime']}"), "",
              "Random float16 checkpoints (untrained: memory and time only), few layers, real widths. Peak resident "
-             "memory of a fresh process per step (`VmHWM`).", ""]
-    header = ["decoder / ViT / abstractor layers", "scorer params", "float32 size", f"int{bits} file",
-              "stream export: peak, time", "ORT load + 1 frame: peak, frame time", "in-memory float32 export: peak"]
+             "memory of a fresh process per step (`VmHWM`); frame time: ONNX Runtime, one 448×448 frame, one run.", ""]
+    header = ["decoder / ViT / abstractor layers", "scorer params (float32 size)"]
+    for bits in (4, 8):
+        header += [f"int{bits} file", f"int{bits} stream export: peak, time", f"int{bits} ORT load + 1 frame: peak, "
+                   "frame time"]
+    header.append("in-memory float32 export: peak")
     body = []
     for row in rows:
-        layers, stream, ran = row["layers"], row["stream"], row["run"]
+        layers = row["layers"]
+        cells = [f"{layers['text']} / {layers['vision']} / {layers['abstractor']}",
+                 f"{row['parameters'] / 1e6:.0f} M ({_gib(row['parameters'] * 4 / 2**30)})"]
+        for bits in (4, 8):
+            stream, ran = row[f"int{bits}"]["stream"], row[f"int{bits}"]["run"]
+            cells += [_gib((stream["onnx_bytes"] + stream["data_bytes"]) / 2**30),
+                      f"{_gib(stream['peak_rss_gib'])}, {stream['seconds']:.0f} s",
+                      f"{_gib(ran['peak_rss_gib'])}, {ran['frame_seconds']:.1f} s"]
         memory = row.get("in_memory")
-        body.append([f"{layers['text']} / {layers['vision']} / {layers['abstractor']}",
-                     f"{row['parameters'] / 1e6:.0f} M", f"{row['parameters'] * 4 / 2**30:.2f} GiB",
-                     f"{(stream['onnx_bytes'] + stream['data_bytes']) / 2**30:.2f} GiB",
-                     f"{stream['peak_rss_gib']:.2f} GiB, {stream['seconds']:.0f} s",
-                     f"{ran['peak_rss_gib']:.2f} GiB, {ran['frame_seconds']:.1f} s",
-                     f"{memory['peak_rss_gib']:.2f} GiB" if memory else "not run"])
+        cells.append(_gib(memory["peak_rss_gib"]) if memory else "not run")
+        body.append(cells)
     lines += table(header, body)
     lines += ["", f"## Extrapolated to the full 7B ({full['layers']['text']} decoder, {full['layers']['vision']} ViT, "
               f"{full['layers']['abstractor']} abstractor layers: {full['parameters'] / 1e9:.2f} B scorer parameters, "
               f"{full['parameters'] * 4 / 2**30:.1f} GiB in float32)", "",
-              "A straight line through the measured peaks against parameters:", ""]
-    for key, label in (("stream", "streamed export"), ("run", "ONNX Runtime run"), ("in_memory", "in-memory export")):
-        if key in full:
-            lines.append(f"- {label}: **{full[key]:.1f} GiB**")
-    lines += ["", "The streamed export's peak should stay near one weight matrix plus the exporter's graph; the run "
-              "holds the packed weights (about 0.63 bytes per parameter at int4) and ONNX Runtime's prepacked copy. "
-              "Raw numbers in `nr_memory.json`.", ""]
+              "A straight line through the measured values against parameters:", ""]
+    for name, value in full["extrapolated"].items():
+        lines.append(f"- {name}: **{value:.0f} s**" if "seconds" in name else f"- {name} peak: **{_gib(value)}**")
+    lines += ["", "The streamed export holds about one weight matrix at a time plus the exporter's graph, whatever the "
+              "model's size; a run holds the packed weights (int4: about 0.63 bytes per parameter with the scales, "
+              "int8: 1.13) and ONNX Runtime's prepacked copy. Raw numbers in `nr_memory.json`.", ""]
     return "\n".join(lines)
 
 
@@ -271,6 +300,5 @@ if __name__ == "__main__":
     else:
         main("nr_memory", __doc__, run, render, {
             "--quick": {"action": "store_true", "help": "two small sizes only"},
-            "--bits": {"type": int, "default": 4, "choices": [4, 8], "help": "weight bits (default 4)"},
             "--work-dir": {"default": None, "help": "where the temporary checkpoints go (default: the system's)"},
         })

@@ -258,8 +258,10 @@ class NRQualityModel(nn.Module):
     def last_hidden(self, pixels: Tensor) -> Tensor:
         """The normalised hidden state at the last prompt position, (N, text_hidden)."""
         batch = pixels.shape[0]
-        image = self.image_embeddings(pixels.flatten(0, 1) if self.config.frames > 1 else pixels)
-        image = image.reshape(batch, -1, image.shape[-1])  # a clip's frames one after another
+        if self.config.frames > 1:  # a clip's frames one after another
+            image = self.image_embeddings(pixels.flatten(0, 1)).unflatten(0, (batch, -1)).flatten(1, 2)
+        else:
+            image = self.image_embeddings(pixels)
         x = torch.cat((self.prompt_prefix.expand(batch, -1, -1), image, self.prompt_suffix.expand(batch, -1, -1)), 1)
         for index, layer in enumerate(self.layers):
             x = layer(x, self.rope_cos, self.rope_sin, self.mask, last_only=index == len(self.layers) - 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import torch
 
@@ -12,7 +11,7 @@ from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import LoadedModel
 from vqa_rt.export.models.deform_conv import ONNX_TRANSLATIONS
 from vqa_rt.export.models.spec import ModelSpec
-from vqa_rt.export.onnx_tools.files import external_data, save_onnx
+from vqa_rt.export.onnx_tools.files import save_onnx, write_model_files
 from vqa_rt.export.quiet import quiet
 from vqa_rt.export.to_onnx.validate import ValidationReport, validate_onnx
 
@@ -84,7 +83,6 @@ def export_onnx(
     check_opset(spec, opset)
     _, height, width = spec.validation_cases(loaded.config)[0]
     example = spec.example_inputs(loaded.config, EXPORT_BATCH, height, width)
-    tmp = f"{output}.partial"
     with quiet("torch.onnx", "torch.export", "torch._dynamo"), torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(
             loaded.model,
@@ -101,8 +99,7 @@ def export_onnx(
     for key, value in build_metadata(spec, loaded).items():
         model_proto.metadata_props.add(key=key, value=value)
     model_proto.producer_name, model_proto.producer_version = "vqa-rt", vqa_rt.__version__
-    save_onnx(model_proto, tmp, data_name=os.path.basename(external_data(output)))
-    os.replace(tmp, output)
+    write_model_files(output, lambda path: save_onnx(model_proto, path))
     if not validate:
         return None
     return validate_onnx(spec, loaded, output, seed=seed)

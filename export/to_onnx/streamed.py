@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from vqa_rt.errors import ModelError
 from vqa_rt.export.models.checkpoint import LoadedModel
 from vqa_rt.export.models.hf_checkpoint import CheckpointPlan, TensorSource, meta_scorer
 from vqa_rt.export.models.spec import ModelSpec
-from vqa_rt.export.onnx_tools.files import external_data
+from vqa_rt.export.onnx_tools.files import external_data, write_model_files
 from vqa_rt.export.onnx_tools.quantize_modes import MODES, WEIGHT_BLOCK, WEIGHT_ONLY_ACCURACY_LEVEL
 from vqa_rt.export.quiet import quiet
 from vqa_rt.export.to_onnx.onnx_export import DEFAULT_OPSET, EXPORT_BATCH, build_metadata, dynamic_shapes
@@ -74,8 +75,17 @@ class _BlockQuantizer:
 
 
 def _lazy(ir, value, make: Callable[[], np.ndarray]):
+    """A tensor for ``value`` that ``make`` computes when it is written."""
     return ir.LazyTensor(lambda: ir.Tensor(make(), name=value.name), dtype=value.dtype, shape=value.shape,
                          name=value.name)
+
+
+def _checked(name: str, shape: list[int], read: TensorSource) -> torch.Tensor:
+    """``read()``, which must have the graph's ``shape`` (a checkpoint that does not fit stops the export)."""
+    tensor = read()
+    if list(tensor.shape) != shape:
+        raise ModelError(f"checkpoint tensor {name}: shape {list(tensor.shape)}, the model needs {shape}")
+    return tensor
 
 
 def _transposed_weight(node, initializers) -> str | None:
@@ -165,6 +175,8 @@ def export_streamed(spec: ModelSpec, plan: CheckpointPlan, output: str, bits: in
     missing = [name for name in graph.initializers if name not in sources]
     if missing:
         raise ModelError(f"{plan.directory}: no checkpoint tensor for {', '.join(missing[:5])}")
+    sources = {name: partial(_checked, name, list(value.shape), sources[name])
+               for name, value in graph.initializers.items()}
     count = _quantize_linear_layers(ir, graph, sources, bits)
     for name, value in graph.initializers.items():
         if isinstance(value.const_value, ir.LazyTensor):
@@ -177,9 +189,8 @@ def export_streamed(spec: ModelSpec, plan: CheckpointPlan, output: str, bits: in
     for key, value in {**build_metadata(spec, loaded), "vqa_rt.quantization": json.dumps(record)}.items():
         ir_model.metadata_props[key] = value
     ir_model.producer_name = "vqa-rt"
-    tmp, data = f"{output}.partial", external_data(output)
-    ir.save(ir_model, tmp, external_data=os.path.basename(data), max_workers=1, max_in_flight_bytes=WRITE_BUFFER)
-    os.replace(tmp, output)
+    write_model_files(output, lambda path: ir.save(ir_model, path, external_data=os.path.basename(external_data(path)),
+                                                   max_workers=1, max_in_flight_bytes=WRITE_BUFFER))
     outcome = _run_check(output, plan.config, spec.input_names[0]) if check else "not run"
-    return StreamedExport(mode, count, os.path.getsize(output), os.path.getsize(data), outcome)
+    return StreamedExport(mode, count, os.path.getsize(output), os.path.getsize(external_data(output)), outcome)
 

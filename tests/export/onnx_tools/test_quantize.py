@@ -188,3 +188,30 @@ def test_every_family_quantizes_and_its_report_matches_scoring(preset, frames, m
     scores = [np.array([f["metrics"]["score"] for f in score(path, None, calibration, ALL_FRAMES)["frames"]])
               for path in (source, output)]
     assert report.max_abs_score_diff == pytest.approx(np.abs(scores[1] - scores[0]).max(), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("preset, quantized_square", [("tiny-mplug-owl2", 14), ("tiny-onevision", 2)])
+def test_the_projector_of_every_family_stays_float_and_split_projections_do_not(preset, quantized_square, tmp_path):
+    """The layer from the vision width (32) to the decoder's (64) is OneVision's projector and mPLUG-Owl2's visual_fc
+    (the ViT's MLP is made 96 wide so that no other layer has that shape): float. mPLUG-Owl2's key/value projections per modality also join in a Concat, but not with constant rows: they
+    are quantized like every other decoder projection. MatMul nodes of 64 x 64 weights: mPLUG-Owl2 layer 0 q, o and
+    three k and three v (the text branch runs on the text before and after the image), layer 1 three k and three v
+    (its q and o see one row); OneVision layer 0 q and o (its k and v are 64 x 32; the projector's second layer
+    stays float)."""
+    import dataclasses
+
+    from vqa_rt.export.models.checkpoint import random_init
+    from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+
+    spec = get_spec("nr")
+    path = str(tmp_path / "nr.onnx")
+    config = dataclasses.replace(spec.config_from_preset(preset), vision_intermediate=96)
+    export_onnx(spec, random_init(spec, 0, config), path, validate=False)
+    model = onnx.shape_inference.infer_shapes(onnx.load(path))
+    chosen = set(quantized_nodes(model))
+    shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    linear = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in shapes]
+    into_decoder = [n for n in linear if shapes[n.input[1]] == (32, 64)]
+    assert len(into_decoder) == 1 and into_decoder[0].name not in chosen
+    assert sum(n.name in chosen for n in linear if shapes[n.input[1]] == (64, 64)) == quantized_square

@@ -53,3 +53,21 @@ def test_streamed_clip_graph_runs(tmp_path):
 def test_only_4_or_8_bits(tmp_path):
     with pytest.raises(ModelError, match="8 or 4 bits, not 2"):
         export_streamed(SPEC, plan_hf_checkpoint(MPLUG), str(tmp_path / "x.onnx"), 2)
+
+
+def test_a_tensor_of_the_wrong_shape_stops_the_export_and_leaves_nothing(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    target = tmp_path / "ckpt"
+    shutil.copytree(MPLUG, target, ignore=shutil.ignore_patterns("sentencepiece"))
+    state = load_file(target / "model.safetensors")
+    state["model.layers.1.mlp.down_proj.weight"] = state["model.layers.1.mlp.down_proj.weight"][:, :64].clone()
+    save_file(state, target / "model.safetensors")
+    output = tmp_path / "out" / "nr.onnx"
+    output.parent.mkdir()
+    with pytest.raises(ModelError, match="checkpoint tensor layers.1.mlp.down_proj.weight: shape \\[64, 64\\], "
+                                         "the model needs \\[64, 128\\]"):
+        export_streamed(SPEC, plan_hf_checkpoint(str(target)), str(output), 4)
+    assert list(output.parent.iterdir()) == []
