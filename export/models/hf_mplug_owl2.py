@@ -62,6 +62,7 @@ _FUSED_QKV = re.compile(_VIT_LAYER + r"self_attn\.query_key_value\.(weight|bias)
 
 
 def _section(raw: dict[str, Any], defaults: dict[str, Any], path: str) -> dict[str, Any]:
+    """``defaults`` overridden by ``raw``'s values, each of its default's type (an int where a float is due)."""
     values = {**defaults, **{key: raw[key] for key in defaults if key in raw}}
     for key, value in values.items():
         if defaults[key] is not None and not isinstance(value, type(defaults[key])) and not (

@@ -13,15 +13,15 @@ from google.protobuf.message import EncodeError
 EXTERNAL_DATA_ABOVE = 1_900_000_000  # bytes of serialised model (protobuf's 2 GB limit, with a margin)
 
 
-def save_onnx(model: onnx.ModelProto, path: str, data_name: str | None = None) -> None:
+def save_onnx(model: onnx.ModelProto, path: str) -> None:
     """Save ``model`` to ``path``; a model larger than :data:`EXTERNAL_DATA_ABOVE` keeps its tensors in
-    ``data_name`` (default: the file's name + ``.data``) beside it."""
+    :func:`external_data` beside it."""
     try:
         large = model.ByteSize() > EXTERNAL_DATA_ABOVE
     except EncodeError:  # protobuf cannot even size a message above 2 GB
         large = True
     onnx.save_model(model, path, save_as_external_data=large,
-                    location=data_name or f"{os.path.basename(path)}.data")
+                    location=os.path.basename(external_data(path)))
 
 
 def external_data(path: str) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
+import onnx_ir as ir
 import torch
 
 from vqa_rt.errors import ModelError
@@ -74,7 +75,7 @@ class _BlockQuantizer:
         return self.last[1]
 
 
-def _lazy(ir, value, make: Callable[[], np.ndarray]):
+def _lazy(value, make: Callable[[], np.ndarray]):
     """A tensor for ``value`` that ``make`` computes when it is written."""
     return ir.LazyTensor(lambda: ir.Tensor(make(), name=value.name), dtype=value.dtype, shape=value.shape,
                          name=value.name)
@@ -100,21 +101,21 @@ def _transposed_weight(node, initializers) -> str | None:
     return weight.name
 
 
-def _quantized_values(ir, graph, name: str, read: TensorSource, quantizer: _BlockQuantizer, bits: int):
+def _quantized_values(graph, name: str, read: TensorSource, quantizer: _BlockQuantizer, bits: int):
     """The packed weight and scales initializers of weight ``name`` (N, K), lazily quantized."""
     rows, depth = graph.initializers[name].shape
     blocks = -(-depth // WEIGHT_BLOCK)
     packed = ir.Value(name=f"{name}_Q{bits}", type=ir.TensorType(ir.DataType.UINT8),
                       shape=ir.Shape([rows, blocks, WEIGHT_BLOCK * bits // 8]))
     scales = ir.Value(name=f"{name}_scales", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape([rows, blocks]))
-    packed.const_value = _lazy(ir, packed, lambda: quantizer.quantized(name, read)[0])
-    scales.const_value = _lazy(ir, scales, lambda: quantizer.quantized(name, read)[1])
+    packed.const_value = _lazy(packed, lambda: quantizer.quantized(name, read)[0])
+    scales.const_value = _lazy(scales, lambda: quantizer.quantized(name, read)[1])
     for value in (packed, scales):
         graph.register_initializer(value)
     return packed, scales
 
 
-def _quantize_linear_layers(ir, graph, sources: dict[str, TensorSource], bits: int) -> int:
+def _quantize_linear_layers(graph, sources: dict[str, TensorSource], bits: int) -> int:
     """Replace every MatMul by a transposed weight with MatMulNBits over lazily quantized tensors (a weight
     used by several MatMuls is quantized once); returns the number of weights quantized."""
     quantizer = _BlockQuantizer(bits)
@@ -124,7 +125,7 @@ def _quantize_linear_layers(ir, graph, sources: dict[str, TensorSource], bits: i
         if name is None:
             continue
         if name not in quantized:
-            quantized[name] = _quantized_values(ir, graph, name, sources[name], quantizer, bits)
+            quantized[name] = _quantized_values(graph, name, sources[name], quantizer, bits)
         rows, depth = graph.initializers[name].shape
         transpose = node.inputs[1].producer()
         replacement = ir.node("MatMulNBits", inputs=[node.inputs[0], *quantized[name]], domain="com.microsoft",
@@ -157,13 +158,11 @@ def export_streamed(spec: ModelSpec, plan: CheckpointPlan, output: str, bits: in
                     check: bool = True) -> StreamedExport:
     """Export ``plan``'s scorer to ``output`` (+ ``output.data``), its linear layers quantized to ``bits``
     (4 or 8) while the weights stream from the checkpoint; ``check``: then load and run it once."""
-    import onnx_ir as ir
-
     if bits not in STREAMED_MODES:
         raise ModelError(f"a streamed export quantizes weights to 8 or 4 bits, not {bits}")
     model = meta_scorer(plan)
-    constants = {name: buffer.clone() for name, buffer in model.named_buffers() if not buffer.is_meta}
-    sources = {**plan.sources, **{name: tensor.clone for name, tensor in constants.items()}}
+    # The constant buffers (rotary tables, mask, level weights) are real; moving the model to meta keeps these.
+    sources = {**plan.sources, **{name: buffer.clone for name, buffer in model.named_buffers() if not buffer.is_meta}}
     model = model.to("meta")
     example = torch.zeros(plan.config.input_shape(EXPORT_BATCH), device="meta")
     with quiet("torch.onnx", "torch.export", "torch._dynamo"), torch.inference_mode(False), torch.no_grad():
@@ -177,11 +176,11 @@ def export_streamed(spec: ModelSpec, plan: CheckpointPlan, output: str, bits: in
         raise ModelError(f"{plan.directory}: no checkpoint tensor for {', '.join(missing[:5])}")
     sources = {name: partial(_checked, name, list(value.shape), sources[name])
                for name, value in graph.initializers.items()}
-    count = _quantize_linear_layers(ir, graph, sources, bits)
+    count = _quantize_linear_layers(graph, sources, bits)
     for name, value in graph.initializers.items():
         if isinstance(value.const_value, ir.LazyTensor):
             continue
-        value.const_value = _lazy(ir, value, lambda read=sources[name]: read().numpy())
+        value.const_value = _lazy(value, lambda read=sources[name]: read().numpy())
     mode = STREAMED_MODES[bits]
     loaded = LoadedModel(model, plan.config, untrained=False, source=plan.directory)
     record = {"mode": mode, "description": MODES[mode].description, "target": MODES[mode].target,
