@@ -23,7 +23,7 @@ demo: $(VENV)/.installed-cpu+export
 		--width 320 --height 240 --output $(DEMO)/scores.json --csv $(DEMO)/scores.csv
 	@echo "per-frame results: $(DEMO)/scores.json, $(DEMO)/scores.csv"
 
-DEV := cpu+export+test+eval+nr+lint+rtx+fuzz+train
+DEV := cpu+export+test+eval+nr+lint+rtx+fuzz+train+ray
 
 ## test: install test dependencies, lint, and run the whole suite
 test: lint

@@ -56,13 +56,6 @@ def check_threads(value: int) -> int:
     return thread_count(value, "--threads")
 
 
-def check_workers(value: int) -> int:
-    """The ``--workers`` callback: as :func:`check_threads`."""
-    from vqa_rt.runtime.checks import thread_count
-
-    return thread_count(value, "--workers")
-
-
 Threads = Annotated[int, typer.Option(
     help="Inference threads per engine (0: one per core; at most 4 per core).", callback=check_threads)]
 

@@ -22,6 +22,10 @@ class ExternalToolError(VqaRtError):
     """An external program vqa-rt drives (ffmpeg) failed or gave unusable output."""
 
 
+class ClusterError(VqaRtError):
+    """A Ray cluster cannot run the batch as asked (unreachable, too small, a node that cannot read its files)."""
+
+
 class EvaluationError(VqaRtError):
     """Scores cannot be evaluated as asked (too few rows, a mapping that does not fit)."""
 

@@ -43,6 +43,13 @@ def open_runner(engine: Engine, device: str = "cpu", threads: int = 0) -> Runner
         return _warm[key]
 
 
+def preload(engines: list[Engine | None], device: str, threads: int) -> None:
+    """Open every model engine once (inside :func:`warm_runners`) so the first job does not pay for it."""
+    for engine in engines:
+        if engine is not None and engine.model is not None:
+            open_runner(engine, device=device, threads=threads)
+
+
 @contextlib.contextmanager
 def warm_runners() -> Iterator[None]:
     """Keep every runner opened in the block loaded until it ends (``vqa-rt serve``: jobs skip model loading)."""

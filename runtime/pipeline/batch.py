@@ -9,33 +9,35 @@ recorded with its error; the batch goes on. A rerun does not score failed rows a
 unless ``retry_failed`` (which drops them first), but counts them
 (:attr:`BatchSummary.failed_before`), so a batch with failed rows never looks complete.
 
-Workers are threads: the work runs in native code that releases the GIL (NumPy,
-OpenCV, ONNX Runtime, ffmpeg), and a killed batch leaves no worker processes behind.
+Local workers are threads: the work runs in native code that releases the GIL (NumPy,
+OpenCV, ONNX Runtime, ffmpeg), and a killed batch leaves no worker processes behind. With
+:class:`~.ray_batch.RaySettings`, the workers are Ray actors on a cluster (:mod:`.ray_batch`);
+the output is still written here, by the driver alone, the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
-from vqa_rt.errors import InputError, VqaRtError
+from vqa_rt.errors import InputError
 from vqa_rt.runtime.checks import thread_count
 from vqa_rt.runtime.engines.record import Engine
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.outputs import check_output_paths, write_atomic
 from vqa_rt.runtime.pipeline.manifest import KEY, Manifest, ManifestRow, read_manifest
 from vqa_rt.runtime.pipeline.pooling import pool as pool_values
-from vqa_rt.runtime.pipeline.score import score
+from vqa_rt.runtime.pipeline.ray_batch import Notice, RayBatch, RaySettings
+from vqa_rt.runtime.pipeline.rows import RESULT_COLUMNS, score_row
 from vqa_rt.runtime.scorers.factory import scoring_engine
 from vqa_rt.runtime.tables import read_table
 
-RESULT_COLUMNS = ("frames", "status", "error", "seconds")
 POOLS = tuple(pool_values([1.0]))  # min, max, mean, harmonic_mean, p5
 
 BatchProgress = Callable[[int, int, int], None]  # (rows done, rows to do, rows failed)
@@ -54,10 +56,8 @@ class BatchSummary:
     workers: int
     untrained: list[str]  # engine columns whose model has untrained weights
     failed_before: int = 0
-
-
-class _Cancelled(Exception):
-    """Raised inside a worker to stop scoring as soon as the batch is interrupted."""
+    lost_workers: int = 0  # Ray workers lost with their process or node (and replaced)
+    retried: int = 0  # rows sent to another worker after theirs was lost
 
 
 def _csv_line(values: Iterable[str]) -> str:
@@ -130,37 +130,21 @@ def plan_workers(rows: int, workers: int = 0, threads: int = 0) -> tuple[int, in
     return workers, threads or max(1, cores // workers)
 
 
-def _one_line(exc: Exception) -> str:
-    text = str(exc) if isinstance(exc, VqaRtError) else f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())
-
-
-def _score_row(row: ManifestRow, engines: list[Engine], options: FrameOptions, pool: str, device: str, threads: int,
-               cancel: threading.Event) -> dict[str, str]:
-    """Score one row with every engine."""
-    def stop_if_cancelled(done: int, total: int | None) -> None:
-        if cancel.is_set():
-            raise _Cancelled
-
-    stop_if_cancelled(0, None)
-    start = time.perf_counter()
-    values = {engine.column: "" for engine in engines}
-    frames = error = ""
-    for engine in engines:
+def _score_locally(rows: list[ManifestRow], engines: list[Engine], options: FrameOptions, pool: str, device: str,
+                   workers: int, threads: int) -> Iterator[dict[str, str]]:
+    """Every row's output line, scored by ``workers`` threads, in the order they finish; on an interrupt
+    the threads stop after their current frame."""
+    cancel = threading.Event()
+    with ThreadPoolExecutor(workers, thread_name_prefix="score-batch") as executor:
+        futures = [executor.submit(score_row, row, engines, options, pool, device, threads, cancel) for row in rows]
         try:
-            result = score(engine, row.reference if engine.takes_reference else None, row.distorted, options,
-                           device=device, threads=threads, progress=stop_if_cancelled)
-        except _Cancelled:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            cancel.set()
+            for future in futures:
+                future.cancel()
             raise
-        except Exception as exc:  # recorded in the row; the batch goes on
-            error = f"{engine.column}: {_one_line(exc)}"
-            break
-        value = result["video"]["score"] if pool == "mean" and "video" in result else (
-            result["pooled_metrics"][result["model"]["metric"]][pool])
-        values[engine.column] = "" if value is None else format(value, ".10g")
-        frames = str(len(result["frames"]))
-    return {**row.values, **values, "frames": frames, "status": "failed" if error else "ok", "error": error,
-            "seconds": f"{time.perf_counter() - start:.3f}"}
 
 
 def _batch_engines(names: list[str], manifest: Manifest) -> list[Engine]:
@@ -188,43 +172,43 @@ def _batch_engines(names: list[str], manifest: Manifest) -> list[Engine]:
 def run_batch(manifest_path: str, engines: list[str], output: str, options: FrameOptions = FrameOptions(), *,
               pool: str = "mean", workers: int = 0, threads: int = 0, device: str = "cpu",
               retry_failed: bool = False, progress: BatchProgress | None = None,
-              fps: float | None = None) -> BatchSummary:
+              fps: float | None = None, ray: RaySettings | None = None, notice: Notice | None = None) -> BatchSummary:
     """Score the manifest's rows not yet in ``output`` with every engine; rows are appended as they finish.
 
-    Engines, manifest, options and output are checked before anything is scored. ``fps`` is the frame rate
-    of raw YUV rows without one in an ``fps`` column. Rows the output records as failed are scored again
-    only with ``retry_failed``; otherwise they are counted in :attr:`BatchSummary.failed_before`. On an
-    interrupt the workers stop after their current frame and the rows they were scoring are not written.
+    Engines, manifest, options and output are checked before anything is scored (and, with ``ray``, the
+    cluster: its size, and that its nodes read every file). ``fps`` is the frame rate of raw YUV rows
+    without one in an ``fps`` column. Rows the output records as failed are scored again only with
+    ``retry_failed``; otherwise they are counted in :attr:`BatchSummary.failed_before`. On an interrupt
+    the workers stop and the rows they were scoring are not written. With ``ray``, the rows are scored on
+    that Ray cluster (``workers`` is then ignored: ``ray.workers`` says how many); ``notice`` hears of lost workers.
     """
     if pool not in POOLS:
         raise InputError(f"unknown pooling {pool!r} (choose from {', '.join(POOLS)})")
-    plan_workers(1, workers, threads)  # checks them before the output is touched
+    plan_workers(1, 0 if ray else workers, threads)  # checks them before the output is touched
     manifest = read_manifest(manifest_path, fps)
     resolved = _batch_engines(engines, manifest)
-    check_output_paths([output], [manifest_path, *(path for engine in resolved for path in engine.files),
-                                  *(video.path for row in manifest.rows for video in (row.reference, row.distorted))])
-    with ResultLog(output, [*manifest.columns, *(e.column for e in resolved), *RESULT_COLUMNS], retry_failed) as log:
+    files = [*(path for engine in resolved for path in engine.files),
+             *(video.path for row in manifest.rows for video in (row.reference, row.distorted))]
+    check_output_paths([output], [manifest_path, *files])
+    columns = [*manifest.columns, *(e.column for e in resolved), *RESULT_COLUMNS]
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(RayBatch(ray, resolved, device, files, notice)) if ray else None
+        log = stack.enter_context(ResultLog(output, columns, retry_failed))
         todo = [row for row in manifest.rows if row.key not in log.done]
-        workers, threads = plan_workers(len(todo), workers, threads)
-        cancel = threading.Event()
+        if cluster:
+            lines = cluster.score(todo, options, pool, threads)
+        else:
+            workers, threads = plan_workers(len(todo), workers, threads)
+            lines = _score_locally(todo, resolved, options, pool, device, workers, threads)
         scored = failed = 0
-        with ThreadPoolExecutor(workers, thread_name_prefix="score-batch") as executor:
-            futures = [executor.submit(_score_row, row, resolved, options, pool, device, threads, cancel)
-                       for row in todo]
-            try:
-                for future in as_completed(futures):
-                    values = future.result()
-                    log.append(values)
-                    scored += values["status"] == "ok"
-                    failed += values["status"] != "ok"
-                    if progress:
-                        progress(scored + failed, len(todo), failed)
-            except BaseException:
-                cancel.set()
-                for future in futures:
-                    future.cancel()
-                raise
+        for values in lines:
+            log.append(values)
+            scored += values["status"] == "ok"
+            failed += values["status"] != "ok"
+            if progress:
+                progress(scored + failed, len(todo), failed)
     untrained = [engine.column for engine in resolved if engine.untrained]
     failed_before = len(log.failed & {row.key for row in manifest.rows})
-    return BatchSummary(output, len(manifest.rows), len(manifest.rows) - len(todo), scored, failed, workers, untrained,
-                        failed_before)
+    return BatchSummary(output, len(manifest.rows), len(manifest.rows) - len(todo), scored, failed,
+                        cluster.workers if cluster else workers, untrained, failed_before,
+                        cluster.lost if cluster else 0, cluster.retried if cluster else 0)

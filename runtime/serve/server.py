@@ -26,8 +26,7 @@ import numpy as np
 
 from vqa_rt.errors import InputError, VqaRtError
 from vqa_rt.runtime.checks import finite_number, thread_count
-from vqa_rt.runtime.engines.record import Engine
-from vqa_rt.runtime.engines.runners import open_runner, warm_runners
+from vqa_rt.runtime.engines.runners import preload, warm_runners
 from vqa_rt.runtime.frames.options import EngineSampling, FrameOptions
 from vqa_rt.runtime.frames.sources import MIN_FPS, VideoInput, check_fps
 from vqa_rt.runtime.frames.video import BIT_DEPTHS, PIX_FMTS, VideoFormat, VideoReader
@@ -263,13 +262,6 @@ class VqaServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         while self._connections and time.monotonic() < deadline:
             time.sleep(0.05)
         return len(left)
-
-
-def preload(engines: list[Engine | None], device: str, threads: int) -> None:
-    """Open every model engine once (inside :func:`warm_runners`) so the first job does not pay for it."""
-    for engine in engines:
-        if engine is not None and engine.model is not None:
-            open_runner(engine, device=device, threads=threads)
 
 
 def check_socket_path(path: str) -> None:

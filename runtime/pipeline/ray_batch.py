@@ -1,0 +1,242 @@
+"""``score-batch --ray``: the rows of a batch scored by workers on a Ray cluster, the results written by
+the driver alone.
+
+Each worker is a Ray actor holding the engines open (:func:`~vqa_rt.runtime.engines.runners.warm_runners`)
+and scoring one row at a time, exactly as a local worker does. The driver's scheduler keeps
+:data:`IN_FLIGHT` rows queued per worker (back-pressure: a row is sent only when a worker has room) and
+yields each row's output line once. A worker lost with its process or its node fails its calls with a
+``RayActorError``: its rows go back to the queue for other workers, at most ``max_retries`` times each
+(then the row is recorded as failed), and a replacement worker is started. Ray itself never retries a
+call, so a row is never scored twice at once and its line is never written twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import vqa_rt
+from vqa_rt.errors import ClusterError, InputError
+from vqa_rt.runtime.checks import whole_number
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.engines.runners import preload, warm_runners
+from vqa_rt.runtime.frames.options import FrameOptions
+from vqa_rt.runtime.pipeline.manifest import KEY, ManifestRow
+from vqa_rt.runtime.pipeline.ray_cluster import WorkerShape, check_nodes_read, connect, worker_nodes
+from vqa_rt.runtime.pipeline.rows import failed_row, one_line, score_row
+
+IN_FLIGHT = 2  # rows queued per worker: one scoring, the next waiting, so a worker never idles for a round trip
+NO_WORKER_TIMEOUT_S = 120.0  # with rows left and no worker alive this long, the batch stops (rerun to resume)
+WAIT_S = 1.0
+
+Notice = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and how wide a batch runs on Ray: the cluster's ``address`` (``auto`` or the head's HOST:PORT),
+    ``workers`` (0: as many as the cluster holds), what each reserves, and the retries of a lost worker's rows."""
+
+    address: str
+    workers: int = 0
+    shape: WorkerShape = field(default_factory=WorkerShape)
+    max_retries: int = 2
+
+    def __post_init__(self):
+        whole_number(self.workers, "--workers")
+        whole_number(self.max_retries, "--max-retries", 0, 100)
+
+
+class RowWorker:
+    """One Ray worker: the engines opened once, kept warm, then rows scored one at a time."""
+
+    def __init__(self, engines: list[Engine], options: FrameOptions, pool: str, device: str, threads: int):
+        self.args = (engines, options, pool, device, threads)
+        self.cancel = threading.Event()  # never set: an interrupted driver ends its workers
+        self.error = None
+        self.warm = warm_runners()
+        self.warm.__enter__()
+        try:
+            preload(engines, device, threads)
+        except Exception as exc:  # reported by info(), so the driver stops with one line
+            self.error = one_line(exc)
+
+    def info(self) -> dict[str, Any]:
+        """Where the worker runs, its vqa-rt version, and the error that kept its engines from opening, if any."""
+        return {"pid": os.getpid(), "host": socket.gethostname(), "version": vqa_rt.__version__, "error": self.error}
+
+    def score(self, row: ManifestRow) -> dict[str, str]:
+        return score_row(row, *self.args, self.cancel)
+
+
+@dataclass(eq=False)
+class _Worker:
+    handle: Any
+    number: int
+    calls: set = field(default_factory=set)  # its rows in flight (object refs)
+    host: str = ""
+    pid: int = 0
+
+    def __str__(self) -> str:
+        return f"worker {self.number}" + (f" (pid {self.pid} on {self.host})" if self.pid else "")
+
+
+class RayBatch:
+    """A batch's connection to its Ray cluster (a context manager): checked to hold the workers asked for,
+    every node that can host one checked to read ``files``; then :meth:`score` runs the rows."""
+
+    def __init__(self, settings: RaySettings, engines: list[Engine], device: str, files: list[str],
+                 notice: Notice | None = None):
+        if (device != "cpu" or any(e.format == "plan" for e in engines)) and not settings.shape.gpus:
+            raise InputError("on Ray, --device cuda and TensorRT plans need --gpus-per-worker (0.5: two workers "
+                             "share a GPU)")
+        self.settings, self.engines, self.device, self.files = settings, engines, device, files
+        self.notice = notice or (lambda message: None)
+        self.lost = self.retried = 0
+        self.workers = 0
+        self._connection = connect(settings.address)
+
+    def __enter__(self) -> RayBatch:
+        self.ray = self._connection.__enter__()
+        try:
+            nodes = check_nodes_read(self.ray, worker_nodes(self.ray, self.settings.shape), self.files)
+            self.capacity = sum(nodes.values())
+            shape = self.settings.shape
+            if self.settings.workers > self.capacity or not self.capacity:
+                raise ClusterError(f"the Ray cluster at {self.settings.address} holds {self.capacity} workers of "
+                                   f"{shape.cpus:g} CPU and {shape.gpus:g} GPU, not {self.settings.workers or 1}: "
+                                   "ask for fewer (--workers, --cpus-per-worker, --gpus-per-worker) or add nodes")
+        except BaseException as exc:
+            self._connection.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._connection.__exit__(*exc_info)
+
+    def score(self, rows: list[ManifestRow], options: FrameOptions, pool: str, threads: int) -> Iterator[dict]:
+        """Every row's output line, once, in the order they finish."""
+        self.workers = min(self.settings.workers or self.capacity, len(rows))
+        threads = threads or max(1, int(self.settings.shape.cpus))
+        actor = self.ray.remote(max_restarts=0, max_task_retries=0)(RowWorker).options(
+            **self.settings.shape.options())
+        return _Schedule(self, lambda: actor.remote(self.engines, options, pool, self.device, threads)).run(rows)
+
+
+class _Schedule:
+    """One run of the driver's scheduler over ``rows`` (see the module's docstring)."""
+
+    def __init__(self, batch: RayBatch, start_worker: Callable[[], Any]):
+        self.batch, self.ray, self.start_worker = batch, batch.ray, start_worker
+        from ray.exceptions import RayActorError
+
+        self.lost_error = RayActorError
+        self.pending: deque[tuple[ManifestRow, int]] = deque()  # (row, times its worker was lost)
+        self.calls: dict[Any, tuple[_Worker, ManifestRow, int]] = {}
+        self.starting: dict[Any, _Worker] = {}
+        self.ready: list[_Worker] = []
+        self.started = self.failed_starts = 0
+
+    def _start(self) -> None:
+        self.started += 1
+        worker = _Worker(self.start_worker(), self.started)
+        self.starting[worker.handle.info.remote()] = worker
+
+    def run(self, rows: list[ManifestRow]) -> Iterator[dict]:
+        self.pending.extend((row, 0) for row in rows)
+        written: set[str] = set()
+        for _ in range(self.batch.workers):
+            self._start()
+        alone_since = time.monotonic()
+        try:
+            while self.pending or self.calls:
+                self._send()
+                if self.ready:
+                    alone_since = time.monotonic()
+                elif time.monotonic() - alone_since > NO_WORKER_TIMEOUT_S:
+                    raise ClusterError(f"no Ray worker has been running for {NO_WORKER_TIMEOUT_S:.0f} s (the "
+                                       f"cluster lost its nodes?): {len(self.pending)} rows not scored; rerun to "
+                                       "resume")
+                done, _ = self.ray.wait([*self.calls, *self.starting], num_returns=1, timeout=WAIT_S)
+                for ref in done:
+                    for line in self._finished(ref):
+                        if line[KEY] not in written:
+                            written.add(line[KEY])
+                            yield line
+        finally:
+            for worker in [*self.ready, *self.starting.values()]:
+                self._kill(worker)
+
+    def _kill(self, worker: _Worker) -> None:
+        try:
+            self.ray.kill(worker.handle)
+        except Exception:  # already gone with its node
+            pass
+
+    def _send(self) -> None:
+        for worker in self.ready:
+            while self.pending and len(worker.calls) < IN_FLIGHT:
+                row, lost = self.pending.popleft()
+                ref = worker.handle.score.remote(row)
+                worker.calls.add(ref)
+                self.calls[ref] = (worker, row, lost)
+
+    def _finished(self, ref) -> list[dict]:
+        if ref in self.starting:
+            self._started(self.starting.pop(ref), ref)
+            return []
+        worker, row, lost = self.calls.pop(ref)
+        worker.calls.discard(ref)
+        try:
+            return [self.ray.get(ref)]
+        except self.lost_error as exc:
+            return self._lose(worker, exc, (row, lost))
+        except Exception as exc:  # the call itself failed (the worker lives): the row records it
+            return [failed_row(row, self.batch.engines, f"ray: {one_line(exc)}")]
+
+    def _started(self, worker: _Worker, ref) -> None:
+        try:
+            info = self.ray.get(ref)
+        except self.lost_error as exc:
+            self._lose(worker, exc, None)
+            return
+        if info["error"]:
+            raise ClusterError(f"a Ray worker on {info['host']} cannot open the engines: {info['error']}")
+        if info["version"] != vqa_rt.__version__:
+            raise ClusterError(f"the Ray worker on {info['host']} runs vqa-rt {info['version']}, this machine "
+                               f"{vqa_rt.__version__}: install the same version on every node")
+        worker.host, worker.pid = info["host"], info["pid"]
+        self.ready.append(worker)
+
+    def _lose(self, worker: _Worker, error: Exception, row: tuple[ManifestRow, int] | None) -> list[dict]:
+        """A worker gone with its process or node: its rows back to the queue, or recorded as failed once they
+        have lost ``max_retries`` + 1 workers; a replacement started while rows remain."""
+        if worker in self.ready:
+            self.ready.remove(worker)
+        elif row is None:  # lost before it started
+            self.failed_starts += 1
+            if self.failed_starts > 2 * self.batch.workers:
+                raise ClusterError(f"Ray workers keep dying as they start ({one_line(error)[:200]})")
+        self._kill(worker)
+        rows = [row] if row else []
+        for ref in list(worker.calls):
+            rows.append(self.calls.pop(ref)[1:])
+        worker.calls.clear()
+        self.batch.lost += 1
+        reason = one_line(error).split(". ")[0][:160]
+        failed, retry = [], []
+        for row, lost in rows:
+            (failed if lost + 1 > self.batch.settings.max_retries else retry).append((row, lost + 1))
+        self.pending.extendleft(reversed(retry))
+        self.batch.retried += len(retry)
+        self.batch.notice(f"Ray {worker} lost ({reason}): {len(retry)} rows sent to other workers, "
+                          f"{len(failed)} recorded as failed (--max-retries {self.batch.settings.max_retries})")
+        if self.pending or self.calls:
+            self._start()
+        return [failed_row(row, self.batch.engines, f"ray: its worker was lost {lost} times (last: {reason})")
+                for row, lost in failed]
