@@ -19,6 +19,9 @@ _API = {  # name -> module; loaded when first used
     "run_job": "vqa_rt.runtime.pipeline.job",
     "JobEngines": "vqa_rt.runtime.pipeline.job",
     "JobOptions": "vqa_rt.runtime.pipeline.job",
+    "run_batch": "vqa_rt.runtime.pipeline.batch",
+    "RaySettings": "vqa_rt.runtime.pipeline.ray_batch",
+    "WorkerShape": "vqa_rt.runtime.pipeline.ray_cluster",
 }
 
 

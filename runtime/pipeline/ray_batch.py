@@ -238,5 +238,5 @@ class _Schedule:
                           f"{len(failed)} recorded as failed (--max-retries {self.batch.settings.max_retries})")
         if self.pending or self.calls:
             self._start()
-        return [failed_row(row, self.batch.engines, f"ray: its worker was lost {lost} times (last: {reason})")
-                for row, lost in failed]
+        return [failed_row(row, self.batch.engines, f"ray: its worker was lost {lost} time{'s' * (lost > 1)} "
+                                                     f"(last: {reason})") for row, lost in failed]

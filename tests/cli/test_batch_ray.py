@@ -79,15 +79,17 @@ def _scoring_workers() -> list[int]:
     return [pid for pid, title in actor_titles("RowWorker").items() if title.endswith(".score")]
 
 
-def _kill_mid_run(manifest, output, kill, *args) -> subprocess.CompletedProcess:
+def _kill_mid_run(manifest, output, kill, *args, signal_driver: int | None = None) -> subprocess.CompletedProcess:
     """Run a batch on Ray and call ``kill(pids)`` once both workers are scoring rows (``pids``) and a row is
-    written: each worker then has rows in flight."""
+    written: each worker then has rows in flight. ``signal_driver`` is then sent to the command."""
     process = _vqa_rt(manifest, "-o", output, *args)
     deadline = time.monotonic() + 120
     while (len(_scoring_workers()) < 2 or not _rows(output)) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert process.poll() is None, process.communicate()
     kill(_scoring_workers())
+    if signal_driver:
+        process.send_signal(signal_driver)
     assert len(_rows(output)) < ROWS - 2, "the batch was nearly done before the kill"
     stdout, stderr = process.communicate(timeout=300)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
@@ -124,6 +126,23 @@ def test_a_worker_killed_mid_run_leaves_every_row_once_and_scored(cluster, manif
     assert {row["status"] for row in rows} == {"ok"}
 
 
+def test_an_interrupted_driver_stops_its_workers_and_resumes_exactly_once(cluster, manifest, fr_export, tmp_path):
+    output = tmp_path / "ray.csv"
+    stopped = _kill_mid_run(manifest, output, lambda pids: None, *_engines(fr_export), "--ray", cluster.address,
+                            signal_driver=signal.SIGINT)
+    assert stopped.returncode == 130, stopped.stderr
+    assert f"interrupted by SIGINT (the rows already scored are in {output}; run the same command again" in stopped.stderr
+    kept = len(_rows(output))
+    deadline = time.monotonic() + 30
+    while actor_titles("RowWorker") and time.monotonic() < deadline:  # the workers end with their driver
+        time.sleep(0.1)
+    assert not actor_titles("RowWorker")
+    done = _run(manifest, *_engines(fr_export), "-o", output, "--ray", cluster.address)
+    assert done.returncode == 0, done.stderr
+    assert f"rows: {ROWS - kept} scored, 0 failed, {kept} already in" in done.stdout
+    _check_exactly_once(_rows(output))
+
+
 def test_unreadable_files_on_the_nodes_are_one_line_before_anything_is_written(cluster, manifest, tmp_path):
     broken = tmp_path / "manifest.csv"
     broken.write_text(f"reference,distorted,width,height\n{manifest.parent / 'ref.yuv'},{manifest.parent / 'd00.yuv'},"
@@ -154,7 +173,7 @@ def test_a_node_lost_mid_run_records_or_retries_its_rows_exactly_once(cluster, m
     _check_exactly_once(rows)
     failed = [row for row in rows if row["status"] == "failed"]
     assert 1 <= len(failed) <= 2, rows  # the rows the lost node's worker had in flight
-    assert all(row["error"].startswith("ray: its worker was lost 1 times (last: ") for row in failed)
+    assert all(row["error"].startswith("ray: its worker was lost 1 time (last: ") for row in failed)
     assert {row["status"] for row in rows if row not in failed} == {"ok"}
     again = _run(manifest, *_engines(fr_export), "-o", output, "--ray", cluster.address, "--retry-failed")
     assert again.returncode == 0, again.stderr
