@@ -33,7 +33,7 @@ from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.outputs import check_output_paths, write_atomic
 from vqa_rt.runtime.pipeline.manifest import KEY, Manifest, ManifestRow, read_manifest
 from vqa_rt.runtime.pipeline.pooling import pool as pool_values
-from vqa_rt.runtime.pipeline.ray_batch import Notice, RayBatch, RaySettings
+from vqa_rt.runtime.pipeline.ray_batch import Notice, RaySettings, ray_batch
 from vqa_rt.runtime.pipeline.rows import RESULT_COLUMNS, score_row
 from vqa_rt.runtime.scorers.factory import scoring_engine
 from vqa_rt.runtime.tables import read_table
@@ -192,7 +192,7 @@ def run_batch(manifest_path: str, engines: list[str], output: str, options: Fram
     check_output_paths([output], [manifest_path, *files])
     columns = [*manifest.columns, *(e.column for e in resolved), *RESULT_COLUMNS]
     with contextlib.ExitStack() as stack:
-        cluster = stack.enter_context(RayBatch(ray, resolved, device, files, notice)) if ray else None
+        cluster = stack.enter_context(ray_batch(ray, resolved, device, files, notice)) if ray else None
         log = stack.enter_context(ResultLog(output, columns, retry_failed))
         todo = [row for row in manifest.rows if row.key not in log.done]
         if cluster:

@@ -12,6 +12,7 @@ call, so a row is never scored twice at once and its line is never written twice
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -86,38 +87,33 @@ class _Worker:
         return f"worker {self.number}" + (f" (pid {self.pid} on {self.host})" if self.pid else "")
 
 
+@contextlib.contextmanager
+def ray_batch(settings: RaySettings, engines: list[Engine], device: str, files: list[str],
+              notice: Notice | None = None) -> Iterator[RayBatch]:
+    """Connected to the batch's Ray cluster for the block, once it is checked to hold the workers asked for
+    and every node that can host one is checked to read ``files``."""
+    if (device != "cpu" or any(e.format == "plan" for e in engines)) and not settings.shape.gpus:
+        raise InputError("on Ray, --device cuda and TensorRT plans need --gpus-per-worker (0.5: two workers "
+                         "share a GPU)")
+    with connect(settings.address) as ray:
+        nodes = check_nodes_read(ray, worker_nodes(ray, settings.shape), files)
+        capacity, shape = sum(nodes.values()), settings.shape
+        if settings.workers > capacity or not capacity:
+            raise ClusterError(f"the Ray cluster at {settings.address} holds {capacity} workers of {shape.cpus:g} "
+                               f"CPU and {shape.gpus:g} GPU, not {settings.workers or 1}: ask for fewer (--workers, "
+                               "--cpus-per-worker, --gpus-per-worker) or add nodes")
+        yield RayBatch(ray, settings, engines, device, capacity, notice or (lambda message: None))
+
+
 class RayBatch:
-    """A batch's connection to its Ray cluster (a context manager): checked to hold the workers asked for,
-    every node that can host one checked to read ``files``; then :meth:`score` runs the rows."""
+    """A batch on a checked Ray cluster (from :func:`ray_batch`): :meth:`score` runs its rows, and counts the
+    workers lost and the rows sent again."""
 
-    def __init__(self, settings: RaySettings, engines: list[Engine], device: str, files: list[str],
-                 notice: Notice | None = None):
-        if (device != "cpu" or any(e.format == "plan" for e in engines)) and not settings.shape.gpus:
-            raise InputError("on Ray, --device cuda and TensorRT plans need --gpus-per-worker (0.5: two workers "
-                             "share a GPU)")
-        self.settings, self.engines, self.device, self.files = settings, engines, device, files
-        self.notice = notice or (lambda message: None)
-        self.lost = self.retried = 0
-        self.workers = 0
-        self._connection = connect(settings.address)
-
-    def __enter__(self) -> RayBatch:
-        self.ray = self._connection.__enter__()
-        try:
-            nodes = check_nodes_read(self.ray, worker_nodes(self.ray, self.settings.shape), self.files)
-            self.capacity = sum(nodes.values())
-            shape = self.settings.shape
-            if self.settings.workers > self.capacity or not self.capacity:
-                raise ClusterError(f"the Ray cluster at {self.settings.address} holds {self.capacity} workers of "
-                                   f"{shape.cpus:g} CPU and {shape.gpus:g} GPU, not {self.settings.workers or 1}: "
-                                   "ask for fewer (--workers, --cpus-per-worker, --gpus-per-worker) or add nodes")
-        except BaseException as exc:
-            self._connection.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._connection.__exit__(*exc_info)
+    def __init__(self, ray, settings: RaySettings, engines: list[Engine], device: str, capacity: int,
+                 notice: Notice):
+        self.ray, self.settings, self.engines, self.device = ray, settings, engines, device
+        self.capacity, self.notice = capacity, notice
+        self.workers = self.lost = self.retried = 0
 
     def score(self, rows: list[ManifestRow], options: FrameOptions, pool: str, threads: int) -> Iterator[dict]:
         """Every row's output line, once, in the order they finish."""
