@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint bench fuzz train-qpmap qpmap-model kernels gpu-check gpu-check-in-venv clean
+.PHONY: demo test lint bench fuzz train-qpmap qpmap-model kernels gpu-check clean
 
 $(VENV)/.installed-%: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,15 +68,12 @@ kernels:
 		$(if $(TENSORRT_ROOT),"-DTENSORRT_ROOT=$(TENSORRT_ROOT)")
 	cmake --build build/kernels -j$(KERNELS_JOBS)
 
-## gpu-check: on a machine with an NVIDIA GPU: the kernels for it, every GPU test, the GPU kernel benchmark
-# (in its own venv: ONNX Runtime's GPU wheel cannot share an environment with the CPU one the tests use)
+## gpu-check: on a machine with an NVIDIA GPU, offline (the lent H200 has no network): kernels built for GPU_ARCH
+# (90: Hopper), the GPU tests, the GPU kernel benchmark, all with GPU_PYTHON's own packages (torch with CUDA,
+# onnxruntime, pytest; nothing downloaded), results and logs in GPU_RESULTS (see benchmarks/gpu_check.sh)
+GPU_RESULTS ?= build/gpu-check
 gpu-check:
-	$(MAKE) VENV=.venv-gpu gpu-check-in-venv
-
-gpu-check-in-venv: $(VENV)/.installed-export+test+gpu
-	$(MAKE) kernels CMAKE_CUDA_ARCHITECTURES=native
-	$(BIN)/python -m pytest -m gpu -rs
-	$(BIN)/python benchmarks/gpu_kernels.py
+	bash benchmarks/gpu_check.sh $(GPU_RESULTS)
 
 clean:
-	rm -rf build $(VENV) .venv-gpu
+	rm -rf build $(VENV)

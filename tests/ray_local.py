@@ -74,15 +74,19 @@ class LocalCluster:
         self.stop()
 
     def kill_node(self, index: int) -> None:
-        """Lose node ``index`` at once, as a machine that fails: SIGKILL to all of its processes."""
+        """Lose node ``index`` at once, as a machine that fails: SIGKILL to every process of its session, its
+        workers included (Ray puts each worker in a process group of its own, in the node's session)."""
         self._kill_session(self.processes[index])
 
     @staticmethod
     def _kill_session(process: subprocess.Popen) -> None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.getsid(int(entry)) == process.pid:
+                        os.kill(int(entry), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
         process.wait()
 
     def stop(self) -> None:

@@ -7,7 +7,7 @@ and scoring one row at a time, exactly as a local worker does. The driver's sche
 yields each row's output line once. A worker lost with its process or its node fails its calls with a
 ``RayActorError``: its rows go back to the queue for other workers, at most ``max_retries`` times each
 (then the row is recorded as failed), and a replacement worker is started. Ray itself never retries a
-call, so a row is never scored twice at once and its line is never written twice.
+call, so each row is, at any time, in exactly one place: queued, in one worker's calls, or written, once.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from vqa_rt.runtime.checks import whole_number
 from vqa_rt.runtime.engines.record import Engine
 from vqa_rt.runtime.engines.runners import preload, warm_runners
 from vqa_rt.runtime.frames.options import FrameOptions
-from vqa_rt.runtime.pipeline.manifest import KEY, ManifestRow
+from vqa_rt.runtime.pipeline.manifest import ManifestRow
 from vqa_rt.runtime.pipeline.ray_cluster import WorkerShape, check_nodes_read, connect, worker_nodes
 from vqa_rt.runtime.pipeline.rows import failed_row, one_line, score_row
 
@@ -145,7 +145,6 @@ class _Schedule:
 
     def run(self, rows: list[ManifestRow]) -> Iterator[dict]:
         self.pending.extend((row, 0) for row in rows)
-        written: set[str] = set()
         for _ in range(self.batch.workers):
             self._start()
         alone_since = time.monotonic()
@@ -160,10 +159,7 @@ class _Schedule:
                                        "resume")
                 done, _ = self.ray.wait([*self.calls, *self.starting], num_returns=1, timeout=WAIT_S)
                 for ref in done:
-                    for line in self._finished(ref):
-                        if line[KEY] not in written:
-                            written.add(line[KEY])
-                            yield line
+                    yield from self._finished(ref)
         finally:
             for worker in [*self.ready, *self.starting.values()]:
                 self._kill(worker)
@@ -209,17 +205,18 @@ class _Schedule:
         worker.host, worker.pid = info["host"], info["pid"]
         self.ready.append(worker)
 
-    def _lose(self, worker: _Worker, error: Exception, row: tuple[ManifestRow, int] | None) -> list[dict]:
-        """A worker gone with its process or node: its rows back to the queue, or recorded as failed once they
-        have lost ``max_retries`` + 1 workers; a replacement started while rows remain."""
+    def _lose(self, worker: _Worker, error: Exception, call: tuple[ManifestRow, int] | None) -> list[dict]:
+        """A worker gone with its process or node (``call``: the row whose call told): its rows back to the queue,
+        or recorded as failed once they have lost ``max_retries`` + 1 workers; a replacement started while rows
+        remain."""
         if worker in self.ready:
             self.ready.remove(worker)
-        elif row is None:  # lost before it started
+        elif call is None:  # lost before it started
             self.failed_starts += 1
             if self.failed_starts > 2 * self.batch.workers:
                 raise ClusterError(f"Ray workers keep dying as they start ({one_line(error)[:200]})")
         self._kill(worker)
-        rows = [row] if row else []
+        rows = [call] if call else []
         for ref in list(worker.calls):
             rows.append(self.calls.pop(ref)[1:])
         worker.calls.clear()
