@@ -79,13 +79,13 @@ def score_batch(
     ray: str = typer.Option(
         None, "--ray", metavar="auto|HOST:PORT",
         help="Score on a Ray cluster: 'auto' (the one this machine belongs to) or the head's HOST:PORT. Needs "
-             "'vqa-rt[ray]' and the same files at the same paths on every node."),
+             "Ray (the 'ray' extra) and the same files at the same paths on every node."),
     cpus_per_worker: float = typer.Option(None, help="With --ray: CPUs each Ray worker reserves, and its threads "
-                                                     "unless --threads  [default: 1]"),
-    gpus_per_worker: float = typer.Option(None, help="With --ray: GPUs each Ray worker reserves (0.5: two share "
-                                                     "one)  [default: 0]"),
+                                                     "unless --threads (default 1)."),
+    gpus_per_worker: float = typer.Option(None, help="With --ray: GPUs each Ray worker reserves (default 0; 0.5: "
+                                                     "two share one)."),
     max_retries: int = typer.Option(None, help="With --ray: times a row goes to another worker when its worker is "
-                                               "lost; then it is recorded as failed  [default: 2]"),
+                                               "lost, then it is recorded as failed (default 2)."),
 ):
     """Score a manifest of videos with one or more engines into a CSV, in parallel; rerun to resume.
 
