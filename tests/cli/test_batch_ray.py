@@ -155,6 +155,20 @@ def test_unreadable_files_on_the_nodes_are_one_line_before_anything_is_written(c
     assert not output.exists()
 
 
+def test_a_worker_that_cannot_open_an_engine_stops_the_batch_in_one_line(cluster, manifest, fr_export, tmp_path):
+    import onnx
+
+    broken = onnx.load(fr_export.path)  # its vqa-rt metadata reads; ONNX Runtime cannot load the graph
+    broken.graph.node[0].op_type = "NoSuchOp"
+    onnx.save(broken, tmp_path / "broken.onnx")
+    output = tmp_path / "out.csv"
+    done = _run(manifest, "-e", tmp_path / "broken.onnx", "-o", output, "--ray", cluster.address)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("vqa-rt: error: a Ray worker on ") and "cannot open the engines: " in done.stderr
+    assert "ONNX Runtime cannot load this model" in done.stderr
+    assert _rows(output) == []  # the header only: no row was scored
+
+
 def test_more_workers_than_the_cluster_holds_is_one_line(cluster, manifest, tmp_path):
     done = _run(manifest, "-e", "psnr", "-o", tmp_path / "out.csv", "--ray", cluster.address, "--workers", "3")
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
