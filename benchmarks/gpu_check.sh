@@ -45,7 +45,7 @@ export PYTHONPATH=$SITE
 step imports 30 "$PYTHON" -c "import vqa_rt, numpy, onnx, cv2, typer, onnxruntime, torch, pytest
 print('vqa-rt', vqa_rt.__version__, 'torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.is_available())" \
     || { tail -n 3 "$RESULTS/imports.log"; exit 1; }
-cat "$RESULTS/imports.log" | tee -a "$SUMMARY"
+tee -a "$SUMMARY" <"$RESULTS/imports.log"
 step kernels 120 bash -c "cmake -S . -B $BUILD -DCMAKE_CUDA_ARCHITECTURES=$ARCH -DVQA_KERNELS_WERROR=ON \
     && cmake --build $BUILD -j$(nproc) --target vqa_kernels" || { tail -n 20 "$RESULTS/kernels.log"; exit 1; }
 # PYTHONSAFEPATH: this tree's vqa_rt/ (the package root alone) must not shadow the build in $SITE

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 
 from common import load_average, machine_info, machine_line, main, table
 
@@ -118,7 +119,7 @@ def _estimate(fixed_ray: float, overhead_row: float, costs: dict) -> list[dict]:
 
 
 def run(args) -> dict:
-    results = {"machine": machine_info(ray=_ray_version(), onnxruntime=_ort_version()), "rows": args.rows, "frames": args.frames,
+    results = {"machine": machine_info(ray=version("ray"), onnxruntime=version("onnxruntime")), "rows": args.rows, "frames": args.frames,
                "size": list(SIZE), "rounds": args.rounds, "engines": ["fr.onnx (shipped, trained)", "vmaf"]}
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as folder:
         manifest, model = _make_data(folder, args.rows, args.frames)
@@ -154,18 +155,6 @@ def run(args) -> dict:
     results["estimate"] = _estimate(ray["fixed_median_s"], overhead_row, results["decode"])
     results["machine"]["load_average_end"] = load_average()
     return results
-
-
-def _ray_version() -> str:
-    import ray
-
-    return ray.__version__
-
-
-def _ort_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
 
 
 def render(r: dict) -> str:

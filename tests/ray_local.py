@@ -80,13 +80,12 @@ class LocalCluster:
 
     @staticmethod
     def _kill_session(process: subprocess.Popen) -> None:
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.getsid(int(entry)) == process.pid:
-                        os.kill(int(entry), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        for pid in _pids():
+            try:
+                if os.getsid(pid) == process.pid:
+                    os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         process.wait()
 
     def stop(self) -> None:
@@ -103,17 +102,21 @@ class LocalCluster:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _pids() -> list[int]:
+    """The processes of this machine."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
 def actor_titles(class_name: str) -> dict[int, str]:
     """The Ray actor processes of ``class_name`` on this machine: PID -> process title, which Ray sets to
     ``ray::<class>`` when idle and ``ray::<class>.<method>`` while a method runs."""
     titles = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    title = handle.read().split(b"\0")[0].decode(errors="replace")
-            except OSError:
-                continue
-            if title == f"ray::{class_name}" or title.startswith(f"ray::{class_name}."):
-                titles[int(entry)] = title
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                title = handle.read().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if title == f"ray::{class_name}" or title.startswith(f"ray::{class_name}."):
+            titles[pid] = title
     return titles

@@ -136,7 +136,8 @@ def check_nodes_read(ray, nodes: dict[str, int], paths: list[str]) -> dict[str, 
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(num_cpus=0, max_retries=0)(_unreadable)
-    shared = ray.put(sorted(set(paths)))
+    unique = sorted(set(paths))
+    shared = ray.put(unique)
     calls = {node: task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(shared)
              for node in nodes}
     present = {}
@@ -148,7 +149,7 @@ def check_nodes_read(ray, nodes: dict[str, int], paths: list[str]) -> dict[str, 
         if missing:
             shown = ", ".join(missing[:SHOWN_PATHS]) + (", ..." if len(missing) > SHOWN_PATHS else "")
             raise ClusterError(f"Ray node {node[:8]} ({host}) cannot read {len(missing)} of the batch's "
-                               f"{len(set(paths))} files ({shown}): every node needs the videos and engine files "
+                               f"{len(unique)} files ({shown}): every node needs the videos and engine files "
                                "at the same paths (shared storage)")
         present[node] = nodes[node]
     return present
