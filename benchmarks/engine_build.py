@@ -25,6 +25,7 @@ from common import SEED, machine_info, machine_line, main, table
 from vqa_rt.errors import BackendUnavailableError
 from vqa_rt.export.models.checkpoint import random_init
 from vqa_rt.export.models.spec import get_spec
+from vqa_rt.export.onnx_tools.calibration_sets import single_feeds
 from vqa_rt.export.onnx_tools.quantize import quantize_onnx
 from vqa_rt.export.onnx_tools.trt_build import BuildOptions, build_engine
 from vqa_rt.export.to_onnx.onnx_export import export_onnx
@@ -48,7 +49,7 @@ def quantized(source: str, mode: str, size: int) -> str:
     """``source`` with ``mode`` Q/DQ, calibrated on seeded random frames of the NR model's input size."""
     path = source.replace(".onnx", f"-{mode}.onnx")
     frames = np.random.default_rng(SEED).random((8, 3, size, size), dtype=np.float32)
-    quantize_onnx(source, path, mode, "pixels", frames)
+    quantize_onnx(source, path, mode, single_feeds("pixels", frames))
     return path
 
 

@@ -36,6 +36,19 @@ def fr_export(tmp_path_factory) -> Exported:
 
 
 @pytest.fixture(scope="session")
+def shipped_fr(tmp_path_factory) -> str:
+    """The FR model with the weights vqa-rt ships (trained: distilled from VMAF), exported once; its path."""
+    from vqa_rt.export.models.checkpoint import load_shipped
+    from vqa_rt.export.models.spec import get_spec
+    from vqa_rt.export.to_onnx.onnx_export import export_onnx
+
+    path = str(tmp_path_factory.mktemp("shipped_fr") / "fr.onnx")
+    spec = get_spec("fr")
+    export_onnx(spec, load_shipped(spec), path, validate=False)
+    return path
+
+
+@pytest.fixture(scope="session")
 def qpmap_export(tmp_path_factory) -> Exported:
     """The default QP-map model with seeded (untrained) weights, exported and validated once."""
     return _export_seeded("qpmap", tmp_path_factory)

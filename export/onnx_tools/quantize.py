@@ -3,11 +3,13 @@
 Modes:
 
 - ``int8``: explicit Q/DQ (``QuantizeLinear``/``DequantizeLinear``) on the inputs of the
-  linear layers and convolutions that :func:`quantized_nodes` picks: symmetric signed
-  int8 (zero point 0), weights per output channel, activation ranges from the 99.99th
-  percentile of |values| over the calibration frames. That is what TensorRT (11 and
-  later: precision comes from the graph) builds int8 kernels from; ONNX Runtime's CPU
-  provider runs it with int8 kernels too (see ``runtime/engines/backends/unsigned_qdq.py``).
+  layers each model kind quantizes (NR: the linear layers and convolutions that
+  :func:`quantized_nodes` picks; FR: the convolutions of its feature trunk,
+  :func:`trunk_convs`): symmetric signed int8 (zero point 0), weights per output channel,
+  activation ranges from the calibration frames (NR: the 99.99th percentile of |values|;
+  FR: their largest |value|). That is what TensorRT (11 and later: precision comes from the
+  graph) builds int8 kernels from; ONNX Runtime's CPU provider runs it with int8 kernels too
+  (see ``runtime/engines/backends/unsigned_qdq.py``).
 - ``fp8``: the same Q/DQ placement with FLOAT8E4M3FN, per-tensor scales (Distribution
   calibration), for GPUs with FP8 tensor cores. ONNX Runtime's CPU provider runs it from
   1.32 (slower than the float model here); where it cannot, the graph is written and the report says so.
@@ -19,48 +21,58 @@ Modes:
 Q/DQ graphs are written at opset 20 (see :data:`QDQ_OPSET`). The quantized file keeps
 the source's ``vqa_rt.*`` metadata and adds ``vqa_rt.quantization`` (mode, calibration,
 fidelity report), so it scores like the source (``vqa-rt score --engine model.q.onnx``).
+
+Calibration and evaluation frames: an NR model's come from one video each; an FR model's from
+the frame pairs of a manifest's rows (as ``score-batch`` reads them), and its report adds the
+agreement of the clips' mean scores, one clip per row.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
-import numpy as np
 import onnx
 
 from vqa_rt.errors import InputError, ModelError
+from vqa_rt.export.onnx_tools.calibration_sets import Feed, input_set
 from vqa_rt.export.onnx_tools.fidelity import FidelityReport, compare_models
 from vqa_rt.export.onnx_tools.files import EXTERNAL_DATA_ABOVE, external_data, save_onnx
-from vqa_rt.export.onnx_tools.quantize_modes import MODES, WEIGHT_BLOCK, WEIGHT_ONLY_ACCURACY_LEVEL
+from vqa_rt.export.onnx_tools.quantize_modes import (
+    MAX_CALIBRATION_FRAMES,
+    MIN_CALIBRATION_FRAMES,
+    MODES,
+    WEIGHT_BLOCK,
+    WEIGHT_ONLY_ACCURACY_LEVEL,
+)
 from vqa_rt.export.quiet import quiet
 from vqa_rt.runtime.engines.backends.onnxrt import import_onnxruntime
 from vqa_rt.runtime.engines.record import resolve_engine
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.sources import VideoInput, check_stdin
 from vqa_rt.runtime.outputs import check_output_paths
-from vqa_rt.runtime.scorers.nr import frame_inputs
+from vqa_rt.runtime.pipeline.manifest import Manifest
 
-QUANTIZABLE_KINDS = ("nr",)
-MIN_CALIBRATION_FRAMES = 16
+QUANTIZABLE_KINDS = ("nr", "fr")
 # Q/DQ graphs are written at opset 20: ONNX Runtime (up to 1.31 at least) fails to load int8 graphs
 # with QuantizeLinear-21 once its QDQ optimisers run (onnxruntime issue 25526).
 QDQ_OPSET = 20
-CALIBRATION_PERCENTILE = 99.99  # int8 activation ranges clip the rarest 0.01 % of |values|
+CALIBRATION_PERCENTILE = 99.99  # NR int8 activation ranges clip the rarest 0.01 % of |values|
 
 
-class _Frames:
-    """ONNX Runtime's calibration reader interface over a batch of frames, one frame per call."""
+class _Feeds:
+    """ONNX Runtime's calibration reader interface over input feeds, one per call."""
 
-    def __init__(self, name: str, frames: np.ndarray):
-        self.name, self.frames, self.position = name, frames, 0
+    def __init__(self, feeds: list[Feed]):
+        self.feeds, self.position = feeds, 0
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.position == len(self.frames):
+    def get_next(self) -> Feed | None:
+        if self.position == len(self.feeds):
             return None
         self.position += 1
-        return {self.name: self.frames[self.position - 1: self.position]}
+        return self.feeds[self.position - 1]
 
     def rewind(self) -> None:
         self.position = 0
@@ -154,20 +166,75 @@ def quantized_nodes(model: onnx.ModelProto) -> list[str]:
             and not (node.op_type != "Conv" and single_row(node.input[0])) and not gated(node.input[0])]
 
 
-def _static(source: str, output: str, mode: str, input_name: str, frames: np.ndarray, large: bool) -> None:
+def trunk_convs(model: onnx.ModelProto) -> list[str]:
+    """Names of the FR model's convolutions that see reference and distorted frames stacked in one batch: its
+    feature trunk, from the ``Concat`` of the two inputs on the batch axis to the ``Slice`` that splits them.
+
+    The rest stays float: the fusion's offset predictors (an offset error moves where the deformable
+    convolution samples), the deformable convolutions, the temporal branch and the heads, together
+    about 40 % of the work. Quantizing them too took the trained model's worst held-out clip from
+    0.05 to 0.14 DCR off the float model.
+    """
+    graph = model.graph
+    inputs = {value.name for value in graph.input}
+    batched = [node for node in graph.node if node.op_type == "Concat" and len(node.input) == 2
+               and set(node.input) <= inputs and any(a.name == "axis" and a.i == 0 for a in node.attribute)]
+    if len(batched) != 1:
+        raise ModelError("the FR graph has no single Concat of two inputs on the batch axis (its feature trunk); "
+                         "export it with 'vqa-rt export fr'")
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    trunk, frontier = set(), list(batched[0].output)
+    while frontier:
+        for node in consumers.get(frontier.pop(), []):
+            if node.name not in trunk and node.op_type not in ("Slice", "Split", "Gather"):
+                trunk.add(node.name)
+                frontier += node.output
+    return [node.name for node in graph.node if node.name in trunk and node.op_type == "Conv"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model kind is quantized with Q/DQ."""
+
+    nodes: Callable[[onnx.ModelProto], list[str]]  # the nodes whose inputs get Q/DQ
+    int8_calibration: str  # ONNX Runtime's CalibrationMethod for int8 activation ranges
+    quantize_outputs: bool  # Q/DQ on those nodes' outputs too (ONNX Runtime then fuses int8 convolutions)
+
+
+RECIPES = {
+    "nr": Recipe(quantized_nodes, "Percentile", quantize_outputs=False),
+    # FR: with the 99.99th percentile the trained model's worst held-out clip moved by 0.14-0.15 DCR instead of
+    # 0.05 with min-max ranges; without output Q/DQ ONNX Runtime runs float convolutions between DequantizeLinear
+    # nodes, 0.55x the float model's speed (benchmarks/results/fr_quantization.md).
+    "fr": Recipe(trunk_convs, "MinMax", quantize_outputs=True),
+}
+
+
+def calibration_method(mode: str, kind: str) -> str | None:
+    """The name of ONNX Runtime's calibration method for ``mode`` on a model of ``kind`` (None: not calibrated)."""
+    if not MODES[mode].calibrated:
+        return None
+    return "Distribution" if mode == "fp8" else RECIPES[kind].int8_calibration
+
+
+def _static(source: str, output: str, mode: str, kind: str, feeds: list[Feed], large: bool) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    fp8 = mode == "fp8"
+    fp8, recipe = mode == "fp8", RECIPES[kind]
     qtype = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8
     model = _at_qdq_opset(source)
+    excluded = [] if recipe.quantize_outputs else ["MatMul", "Gemm", "Conv"]
     quantize_static(
-        model, output, _Frames(input_name, frames), quant_format=QuantFormat.QDQ,
-        nodes_to_quantize=quantized_nodes(model), op_types_to_quantize=["MatMul", "Gemm", "Conv"],
+        model, output, _Feeds(feeds), quant_format=QuantFormat.QDQ, nodes_to_quantize=recipe.nodes(model),
+        op_types_to_quantize=["MatMul", "Gemm", "Conv"],
         per_channel=not fp8, activation_type=qtype, weight_type=qtype, use_external_data_format=large,
-        calibrate_method=CalibrationMethod.Distribution if fp8 else CalibrationMethod.Percentile,
+        calibrate_method=getattr(CalibrationMethod, calibration_method(mode, kind)),
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibTensorRangeSymmetric": True,
                        "CalibPercentile": CALIBRATION_PERCENTILE, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-                       "OpTypesToExcludeOutputQuantization": ["MatMul", "Gemm", "Conv"]},
+                       "OpTypesToExcludeOutputQuantization": excluded},
     )
 
 
@@ -180,15 +247,16 @@ def _weight_only(source: str, output: str, bits: int, large: bool) -> None:
     quantizer.model.save_model_to_file(output, use_external_data_format=large)
 
 
-def quantize_onnx(source: str, output: str, mode: str, input_name: str, frames: np.ndarray | None) -> None:
-    """Write ``source`` quantized in ``mode`` to ``output`` (calibrated on ``frames`` where the mode needs it)."""
+def quantize_onnx(source: str, output: str, mode: str, calibration: list[Feed] | None, kind: str = "nr") -> None:
+    """Write ``source``, a model of ``kind``, quantized in ``mode`` to ``output`` (calibrated on the input feeds
+    ``calibration`` where the mode needs them)."""
     ort = import_onnxruntime()
     large = os.path.getsize(source) > EXTERNAL_DATA_ABOVE or os.path.exists(external_data(source))
     ort.set_default_logger_severity(3)  # calibration sessions warn about unused initializers
     try:
         with quiet("", "onnxruntime.quantization.matmul_nbits_quantizer"):
             if MODES[mode].calibrated:
-                _static(source, output, mode, input_name, frames, large)
+                _static(source, output, mode, kind, calibration, large)
             else:
                 _weight_only(source, output, 8 if mode == "int8-weight-only" else 4, large)
     finally:
@@ -205,40 +273,53 @@ def _finish(quantized: str, source: str, output: str, record: dict[str, Any]) ->
     save_onnx(model, output)
 
 
-def quantize_model(model: str, output: str, mode: str, calibration: VideoInput,
-                   options: FrameOptions = FrameOptions(), *, evaluation: VideoInput | None = None, threads: int = 0,
+def _check_size(path: str, role: str, count: int | None, min_frames: int) -> None:
+    if count is not None and count < min_frames:
+        raise InputError(f"{path}: {role} set too small: {count} frames selected, need at least {min_frames} (use "
+                         "more or longer videos or sample more frames: --sample-fps, --sample-frames, --frame-stride)")
+
+
+def quantize_model(model: str, output: str, mode: str, calibration: VideoInput | Manifest,
+                   options: FrameOptions = FrameOptions(), *, evaluation: VideoInput | Manifest | None = None,
+                   threads: int = 0, calibration_frames: int = MAX_CALIBRATION_FRAMES,
                    min_frames: int = MIN_CALIBRATION_FRAMES) -> FidelityReport:
     """Quantize the exported model ``model`` to ``output`` and compare the two on ONNX Runtime CPU.
 
-    ``calibration`` (and ``evaluation``, default: the calibration frames) are videos whose frames
-    ``options`` select (NR default: 1 per second); at least ``min_frames`` each. Everything is
-    checked before anything is written. Returns the fidelity report, which is also stored in the
-    output's metadata.
+    ``calibration`` (and ``evaluation``, default: the calibration frames) are, for an NR model, videos
+    and, for an FR model, manifests of (reference, distorted) rows; ``options`` select their frames
+    (the engine's default sampling unless given); at least ``min_frames`` each, of which at most
+    ``calibration_frames``, spread evenly, calibrate. Everything is checked
+    before anything is written. Returns the fidelity report, which is also stored in the output's
+    metadata.
     """
     if mode not in MODES:
         raise InputError(f"unknown quantization mode {mode!r} (known: {', '.join(MODES)})")
     engine = resolve_engine(model, QUANTIZABLE_KINDS)
+    if engine.kind == "fr" and not MODES[mode].calibrated:
+        raise InputError(f"{model}: {mode} quantizes MatMul weights, which an FR model has none of; use --mode int8")
     if "quantization" in engine.model.metadata:
         raise InputError(f"{model}: is already quantized ({engine.model.metadata['quantization']['mode']})")
-    check_output_paths([output], [model, external_data(model), calibration.path,
-                                  evaluation.path if evaluation is not None else None])
-    sets = {"calibration": calibration, **({"evaluation": evaluation} if evaluation is not None else {})}
-    check_stdin(sets)
-    frames = {}
-    for role, video in sets.items():
-        indices, frames[role] = frame_inputs(engine, video, options)
-        if len(indices) < min_frames:
-            raise InputError(f"{video.path}: {role} set too small: {len(indices)} frames selected, need at least "
-                             f"{min_frames} (use a longer video or sample more frames: --sample-fps, "
-                             "--sample-frames, --frame-stride)")
+    given = {"calibration": calibration, **({"evaluation": evaluation} if evaluation is not None else {})}
+    check_stdin({role: video for role, video in given.items() if isinstance(video, VideoInput)})
+    sets = {role: input_set(engine, frames, options) for role, frames in given.items()}
+    check_output_paths([output], [model, external_data(model), *(path for s in sets.values() for path in s.files())])
+    if calibration_frames < min_frames:
+        raise InputError(f"calibration frames {calibration_frames}: need at least {min_frames}")
+    for role, frames in sets.items():
+        _check_size(frames.path, role, frames.count, min_frames)
+    feeds = sets["calibration"].feeds(calibration_frames) if MODES[mode].calibrated else None
+    if feeds is not None:  # a video of unknown length may be shorter than it looked
+        _check_size(sets["calibration"].path, "calibration", len(feeds), min_frames)
     partial = f"{output}.partial"
     try:
-        quantize_onnx(model, partial, mode, engine.model.inputs[0], frames["calibration"])
-        report = compare_models(model, partial, engine.model.inputs[0], frames.get("evaluation", frames["calibration"]),
+        quantize_onnx(model, partial, mode, feeds, engine.kind)
+        report = compare_models(model, partial, sets.get("evaluation", sets["calibration"]).batches(options.batch_size),
                                 threads=threads, batch_size=options.batch_size)
+        calibrated = {"path": sets["calibration"].path, "selected": sets["calibration"].count,
+                      "frames": None if feeds is None else len(feeds), "method": calibration_method(mode, engine.kind)}
         record = {"mode": mode, "description": MODES[mode].description, "target": MODES[mode].target,
-                  "source": model, "calibration": {"path": calibration.path, "frames": len(frames["calibration"])},
-                  "evaluation": "calibration frames" if evaluation is None else evaluation.path,
+                  "source": model, "calibration": calibrated,
+                  "evaluation": "calibration frames" if evaluation is None else sets["evaluation"].path,
                   "fidelity": report.as_dict()}
         _finish(partial, model, output, record)
     finally:

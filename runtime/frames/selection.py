@@ -31,6 +31,15 @@ def single_frames(reader: VideoReader, sampling: FrameSampling = FrameSampling()
     return (step.frames["video"] for step in select(frames_in_step({"video": reader}), wanted, sampling.skip))
 
 
+def paired_frames(ref: VideoReader, dist: VideoReader,
+                  sampling: FrameSampling = FrameSampling()) -> Iterator[FramePair]:
+    """The frame pairs of a reference and a distorted video that ``sampling`` selects (checked with
+    :func:`check_pair`)."""
+    total = check_pair(ref, dist, sampling)
+    wanted = sampling.indices(total, ref.format.fps or dist.format.fps)
+    return map(pair_of, select(frames_in_step({"reference": ref, "distorted": dist}), wanted, sampling.skip))
+
+
 def check_pair(ref: VideoReader, dist: VideoReader, sampling: FrameSampling) -> int | None:
     """Check that a reference and a distorted video can be paired as ``sampling`` reads them;
     the number of frames both have (None while a stream's length is unknown)."""
@@ -65,6 +74,12 @@ class Step:
     index: int
     frames: dict[str, Frame]
     previous: dict[str, Frame]
+
+
+def pair_of(step: Step, reference: str = "reference", distorted: str = "distorted") -> FramePair:
+    """The frames of a step's ``reference`` and ``distorted`` videos (by role) as a :class:`FramePair`."""
+    return FramePair(step.index, step.frames[reference], step.frames[distorted], step.previous[reference],
+                     step.previous[distorted])
 
 
 def frames_in_step(readers: dict[str, VideoReader]) -> Iterator[Step]:

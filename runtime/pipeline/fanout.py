@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 from vqa_rt.errors import InputError
 from vqa_rt.runtime.frames.sampling import FrameSampling
-from vqa_rt.runtime.frames.selection import FramePair, Step, check_pair, check_single, frames_in_step
+from vqa_rt.runtime.frames.selection import Step, check_pair, check_single, frames_in_step, pair_of
 from vqa_rt.runtime.frames.video import VideoFormat, VideoReader
 from vqa_rt.runtime.pipeline.queues import POLL, prefetch, put_until
 
@@ -42,8 +42,10 @@ FrameCallback = Callable[[int, dict[str, Any]], None]
 class Branch(abc.ABC):
     """One engine's share of a pipeline run.
 
-    ``roles`` are the videos it reads: both (``reference``, ``distorted``: it gets a
-    :class:`FramePair`) or one (it gets that video's frames).
+    ``roles`` are the videos it reads: a reference and a distorted video (it gets a
+    :class:`FramePair`), one video (it gets that video's frames), or a reference and several
+    distorted videos (it gets each :class:`Step`, see :meth:`item`). Every video after the first
+    must pair with the first.
     """
 
     name: str
@@ -58,6 +60,12 @@ class Branch(abc.ABC):
     def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
         """Open engines and outputs, knowing the videos' formats and how many frames it will take
         (None: unknown). Runs in the calling thread before any frame is read."""
+
+    def item(self, step: Step) -> Any:
+        """What the branch gets of a step it selects: a pair of its two videos' frames, or its one video's frame."""
+        if len(self.roles) == 2:
+            return pair_of(step, *self.roles)
+        return step.frames[self.roles[0]]
 
     @abc.abstractmethod
     def prepare(self, item: Any) -> Any:
@@ -105,19 +113,15 @@ class _Lane:
     taken: int = 0
 
 
-def _item(branch: Branch, step: Step) -> Any:
-    if len(branch.roles) == 2:
-        return FramePair(step.index, step.frames["reference"], step.frames["distorted"],
-                         step.previous["reference"], step.previous["distorted"])
-    return step.frames[branch.roles[0]]
-
-
 def _selection(branch: Branch, readers: dict[str, VideoReader]) -> tuple[Iterator[int], int | None]:
     """The frame indices ``branch`` takes and how many (None: unknown), after checking its videos."""
     sampling = branch.sampling()
     mine = [readers[role] for role in branch.roles]
-    total = check_pair(*mine, sampling) if len(mine) == 2 else (check_single(mine[0], sampling) or
-                                                                  mine[0].frame_count)
+    if len(mine) == 1:
+        total = check_single(mine[0], sampling) or mine[0].frame_count
+    else:
+        totals = [check_pair(mine[0], other, sampling) for other in mine[1:]]
+        total = None if None in totals else min(totals)
     fps = next((reader.format.fps for reader in mine if reader.format.fps), None)
     return sampling.indices(total, fps), sampling.count_selected(total, fps)
 
@@ -141,7 +145,7 @@ class _Run:
                 if takers:
                     self.events.put(("frame", step.index, {lane.branch.name for lane in takers}))
                 for lane in takers:
-                    if not put_until(lane.queue, (step.index, _item(lane.branch, step)), self.stop):
+                    if not put_until(lane.queue, (step.index, lane.branch.item(step)), self.stop):
                         return
                     lane.taken += 1
                     lane.target = next(lane.wanted, None)

@@ -3,9 +3,14 @@ normalised RGB inputs -> its outputs (``score``, ``spatial``, ``temporal``) as p
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
-from vqa_rt.runtime.frames.selection import FramePair
+from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.frames.options import FrameOptions
+from vqa_rt.runtime.frames.selection import FramePair, paired_frames
+from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.video import Frame
 from vqa_rt.runtime.scorers.base import ModelScorer
 
@@ -20,7 +25,7 @@ class FRScorer(ModelScorer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._cache: list[tuple[int, np.ndarray] | None] = [None, None]  # per video: its last converted frame
+        self._cache: list[tuple[int, np.ndarray] | None] = [None] * len(self.ranges)  # per video: its last frame
 
     def _convert(self, slot: int, frame: Frame) -> np.ndarray:
         cached = self._cache[slot]
@@ -38,3 +43,13 @@ class FRScorer(ModelScorer):
         feed = {name: np.stack([item[i] for item in prepared]) for i, name in enumerate(self.model.inputs)}
         values = self.runner.infer(feed)
         return [{name: float(values[name][row]) for name in self.model.outputs} for row in range(len(prepared))]
+
+
+def pair_inputs(engine: Engine, reference: VideoInput, distorted: VideoInput,
+                options: FrameOptions) -> Iterator[tuple[np.ndarray, ...]]:
+    """The model inputs (``ref``, ``dist``, ``ref_prev``, ``dist_prev``; each ``(3, H, W)``) of the frame pairs
+    ``options`` select, converted as :class:`FRScorer` converts them for scoring; read as they are taken."""
+    options = options.with_default_sampling(engine.default_sampling)
+    with reference.open() as ref, distorted.open() as dist:
+        scorer = FRScorer(engine, options, (ref.format, dist.format))  # its runner is never activated
+        yield from map(scorer.prepare, paired_frames(ref, dist, options.sampling()))

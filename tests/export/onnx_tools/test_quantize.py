@@ -144,7 +144,8 @@ def test_unsigned_re_expression_of_int8_activations_is_exact(quantized):
 
 def test_identical_models_compare_perfectly(nr_export):
     frames = np.random.default_rng(1).standard_normal((6, 3, 32, 32)).astype(np.float32)
-    report = compare_models(nr_export.path, nr_export.path, "pixels", frames, batch_size=4)
+    batches = [(None, {"pixels": frames[i:i + 4]}) for i in range(0, len(frames), 4)]
+    report = compare_models(nr_export.path, nr_export.path, batches, batch_size=4)
     assert report.srocc == pytest.approx(1.0) and report.max_abs_score_diff == 0 and report.mean_kl == pytest.approx(0)
 
 

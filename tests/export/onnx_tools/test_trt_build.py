@@ -15,6 +15,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from vqa_rt.errors import BackendUnavailableError, EngineBuildError, InputError, ModelError
+from vqa_rt.export.onnx_tools.calibration_sets import single_feeds
 from vqa_rt.export.onnx_tools.quantize import quantize_onnx
 from vqa_rt.export.onnx_tools.trt_build import BuildOptions, build_engine
 from vqa_rt.export.onnx_tools.trt_profile import ShapeRange
@@ -42,7 +43,7 @@ def nr_int8(nr_export, tmp_path_factory) -> str:
     """The tiny NR model with int8 Q/DQ from vqa-rt's quantizer (calibrated on seeded random frames)."""
     path = str(tmp_path_factory.mktemp("nr_int8") / "nr_int8.onnx")
     frames = np.random.default_rng(3).random((8, 3, 32, 32), dtype=np.float32)
-    quantize_onnx(nr_export.path, path, "int8", "pixels", frames)
+    quantize_onnx(nr_export.path, path, "int8", single_feeds("pixels", frames))
     return path
 
 
@@ -282,7 +283,7 @@ def test_the_other_nr_families_build(preset, frames, precision, tmp_path):
     export_onnx(spec, loaded, source)
     if precision == "int8":
         pixels = np.random.default_rng(3).standard_normal(loaded.config.input_shape(8)).astype(np.float32)
-        quantize_onnx(source, str(tmp_path / "nr_int8.onnx"), "int8", "pixels", pixels)
+        quantize_onnx(source, str(tmp_path / "nr_int8.onnx"), "int8", single_feeds("pixels", pixels))
         source = str(tmp_path / "nr_int8.onnx")
     plan = str(tmp_path / "nr.plan")
     build_engine(source, plan, BuildOptions(precision, targets="sm89"))

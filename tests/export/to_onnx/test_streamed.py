@@ -30,7 +30,7 @@ def test_streamed_equals_export_then_quantize(checkpoint, bits, tmp_path):
     result = export_streamed(SPEC, plan_hf_checkpoint(checkpoint), streamed, bits)
     loaded = load_hf_checkpoint(checkpoint)
     export_onnx(SPEC, loaded, full)
-    quantize_onnx(full, quantized, f"int{bits}-weight-only", "pixels", None)
+    quantize_onnx(full, quantized, f"int{bits}-weight-only", None)
     pixels = np.random.default_rng(bits).standard_normal(loaded.config.input_shape(3)).astype(np.float32)
     ours, theirs = (oracle_session(path).run(None, {"pixels": pixels}) for path in (streamed, quantized))
     assert relative_error(ours[2], theirs[2], per_row=True) <= 1e-5
