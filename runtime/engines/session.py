@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from vqa_rt.runtime.engines.backends.base import Runner
 from vqa_rt.runtime.engines.record import Engine
 from vqa_rt.runtime.engines.runners import open_runner
 from vqa_rt.runtime.frames.color import normalize, yuv_to_rgb
@@ -32,7 +33,11 @@ class ModelSession:
         self.ranges = tuple(options.color_range_of(fmt) for fmt in formats)
         self.mean = np.asarray(self.model.preprocess["mean"], np.float32)
         self.std = np.asarray(self.model.preprocess["std"], np.float32)
-        self.runner = open_runner(engine, device=device, threads=threads)
+        self.runner = self.open_runner(engine, device, threads)
+
+    def open_runner(self, engine: Engine, device: str, threads: int) -> Runner:
+        """The (not yet activated) runner of ``engine``."""
+        return open_runner(engine, device=device, threads=threads)
 
     def to_input(self, frame: Frame, slot: int = 0) -> np.ndarray:
         """``frame`` of video ``slot`` as the model takes it: (3, H, W) RGB at the analysis size, normalised."""

@@ -67,41 +67,79 @@ def _pool_all(result: dict, scorer: FrameScorer) -> None:
         result["video"] = video
 
 
+class ScoreRecord:
+    """One distorted video's results (libvmaf-shaped) as its frames are scored, kept in :attr:`result` and,
+    when ``outputs`` are given, written there as atomic snapshots."""
+
+    def __init__(self, outputs: list[tuple[str, Callable]] = (), progress: ProgressCallback | None = None):
+        self.writer = SnapshotWriter(list(outputs))
+        self.progress = progress
+        self.result: dict[str, Any] = {}
+        self.total: int | None = None
+
+    def begin(self, scorer: FrameScorer, reference: VideoInput | None, distorted: VideoInput, fmt: VideoFormat,
+              options: FrameOptions, total: int | None) -> None:
+        self.scorer, self.total = scorer, total
+        self.result = _result_skeleton(scorer.describe(), reference, distorted, fmt, options)
+
+    def add(self, index: int, metrics: dict[str, float]) -> None:
+        self.result["frames"].append({"frameNum": index, "metrics": metrics})
+        if self.progress:
+            self.progress(len(self.result["frames"]), self.total)
+        if self.writer.due():  # pooling every frame would cost O(frames) per frame
+            _pool_all(self.result, self.scorer)
+            self.writer.update(self.result, force=True)
+
+    def end(self, error: BaseException | None) -> None:
+        """Pool and write the final results (complete, or as far as they got when ``error`` stopped the run)."""
+        if not self.result:
+            return
+        if error is None:
+            _pool_all(self.result, self.scorer)
+            self.result["complete"] = True
+            self.writer.update(self.result, force=True)
+        elif isinstance(error, (VqaRtError, KeyboardInterrupt)):
+            self.result["error"] = str(error) or type(error).__name__
+            if self.result["frames"]:
+                _pool_all(self.result, self.scorer)
+                self.writer.update(self.result, force=True)
+
+    def entry(self) -> dict[str, Any]:
+        return {"model": self.result.get("model"), "pooled": self.result.get("pooled_metrics"),
+                "error": self.result.get("error")}
+
+
 class ScoreBranch(Branch):
-    """A scoring engine in a pipeline: its results (libvmaf-shaped) kept in :attr:`result` and,
-    when ``outputs`` are given, written there as atomic snapshots while it runs."""
+    """A scoring engine in a pipeline, scoring the ``distorted_role`` video (against the reference where the
+    engine takes one); its results in a :class:`ScoreRecord`."""
 
     def __init__(self, name: str, engine: Engine, options: FrameOptions, *, inputs: dict[str, VideoInput],
                  outputs: list[tuple[str, Callable]] = (), device: str = "cpu", threads: int = 0,
-                 progress: ProgressCallback | None = None):
+                 progress: ProgressCallback | None = None, distorted_role: str = "distorted"):
         self.name, self.engine, self.options = name, engine, options
-        self.roles = ("reference", "distorted") if engine.takes_reference else ("distorted",)
+        self.roles = ("reference", distorted_role) if engine.takes_reference else (distorted_role,)
         self.batch_size = options.batch_size
-        self.inputs, self.device, self.threads, self.progress = inputs, device, threads, progress
-        self.writer = SnapshotWriter(list(outputs))
+        self.inputs, self.device, self.threads = inputs, device, threads
+        self.scores = ScoreRecord(outputs, progress)
         self.scorer: FrameScorer | None = None
-        self.result: dict[str, Any] = {}
         self.pending: deque[int] = deque()  # frames given to the scorer, not yet scored
-        self.total: int | None = None
 
     def sampling(self) -> FrameSampling:
         return self.options.sampling()
 
     @property
     def results(self) -> dict[str, Any]:
-        return self.result
+        return self.scores.result
 
     def run_entry(self) -> dict[str, Any]:
-        return {"model": self.result.get("model"), "pooled": self.result.get("pooled_metrics"),
-                "error": self.result.get("error")}
+        return self.scores.entry()
 
     def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
-        self.total = total
         self.scorer = make_scorer(self.engine, self.options, tuple(formats[r] for r in self.roles),
                                   device=self.device, threads=self.threads)
         self.scorer.__enter__()
-        self.result = _result_skeleton(self.scorer.describe(), self.inputs.get("reference"),
-                                       self.inputs["distorted"], formats[self.roles[0]], self.options)
+        self.scores.begin(self.scorer, self.inputs.get("reference"), self.inputs[self.roles[-1]],
+                          formats[self.roles[0]], self.options, total)
 
     def prepare(self, item: Any) -> Any:
         return self.scorer.prepare(item)
@@ -120,27 +158,12 @@ class ScoreBranch(Branch):
         return owed
 
     def record(self, index: int, output: dict[str, float]) -> None:
-        self.result["frames"].append({"frameNum": index, "metrics": output})
-        if self.progress:
-            self.progress(len(self.result["frames"]), self.total)
-        if self.writer.due():  # pooling every frame would cost O(frames) per frame
-            _pool_all(self.result, self.scorer)
-            self.writer.update(self.result, force=True)
+        self.scores.add(index, output)
 
     def close(self, error: BaseException | None) -> None:
         if self.scorer is not None:
             self.scorer.__exit__(None, None, None)
-        if not self.result:
-            return
-        if error is None:
-            _pool_all(self.result, self.scorer)
-            self.result["complete"] = True
-            self.writer.update(self.result, force=True)
-        elif isinstance(error, (VqaRtError, KeyboardInterrupt)):
-            self.result["error"] = str(error) or type(error).__name__
-            if self.result["frames"]:
-                _pool_all(self.result, self.scorer)
-                self.writer.update(self.result, force=True)
+        self.scores.end(error)
 
 
 def score_outputs(output_json: str | None, output_csv: str | None) -> list[tuple[str, Callable]]:
@@ -187,4 +210,4 @@ def score(
                          outputs=outputs, progress=progress)
     with open_inputs(inputs) as readers:
         run_pipeline(readers, [branch])
-    return branch.result
+    return branch.results

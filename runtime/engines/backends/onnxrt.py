@@ -7,9 +7,10 @@ It is imported when a runner is made, so a missing one is a clear error, not an 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+import onnx
 
 from vqa_rt.errors import BackendUnavailableError, ModelError
 from vqa_rt.runtime.engines.backends.base import Runner, TensorInfo
@@ -52,12 +53,14 @@ class OnnxRuntimeRunner(Runner):
 
     ``device`` is ``"cpu"`` or ``"cuda"``; ``threads`` sets intra-op threads (0:
     ONNX Runtime's default, one per physical core). On the CPU, int8 Q/DQ activations
-    run as their exact unsigned equivalent (see :mod:`.unsigned_qdq`).
+    run as their exact unsigned equivalent (see :mod:`.unsigned_qdq`). ``rewrite``, if given,
+    transforms the graph in memory before the session is made (the FR ladder graph).
     """
 
     thread_safe = True  # InferenceSession.run may be called concurrently
 
-    def __init__(self, path: str, device: str = "cpu", threads: int = 0, optimize: bool = True):
+    def __init__(self, path: str, device: str = "cpu", threads: int = 0, optimize: bool = True,
+                 rewrite: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None):
         super().__init__()
         self.ort = ort = import_onnxruntime()
         if device not in PROVIDERS:
@@ -67,7 +70,7 @@ class OnnxRuntimeRunner(Runner):
                 f"ONNX Runtime has no {PROVIDERS[device]} here (pip install 'vqa-rt[gpu]' in an environment without "
                 "the CPU wheel, on a machine with an NVIDIA driver)"
             )
-        self.path, self.device, self.threads, self.optimize = path, device, threads, optimize
+        self.path, self.device, self.threads, self.optimize, self.rewrite = path, device, threads, optimize, rewrite
         self.name = f"onnxruntime-{device}"
         self._session = None
         self._inputs: list[TensorInfo] = []
@@ -81,7 +84,12 @@ class OnnxRuntimeRunner(Runner):
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             model = cpu_model(self.path) if self.device == "cpu" else self.path
+            if self.rewrite is not None:
+                loaded = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+                model = self.rewrite(loaded).SerializeToString()
             self._session = ort.InferenceSession(model, options, providers=[PROVIDERS[self.device]])
+        except ModelError:
+            raise
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise ModelError(f"{self.path}: ONNX Runtime cannot load this model: {str(exc).splitlines()[0]}") from None
         self._inputs = [_info(arg) for arg in self._session.get_inputs()]
