@@ -95,7 +95,7 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         manifests = {}
         for split in ("validation", "test"):
-            folder = os.path.join(args.data, split)
+            folder = os.path.abspath(os.path.join(args.data, split))
             labels = fr_data.build(folder, ffmpeg, split, seed=0, log=print)
             manifests[split] = os.path.join(tmp, f"{split}.csv")
             write_manifest(manifests[split], folder, labels, limit)

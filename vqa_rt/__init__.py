@@ -9,6 +9,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 _API = {  # name -> module; loaded when first used
     "score": "vqa_rt.runtime.pipeline.score",
+    "score_ladder": "vqa_rt.runtime.pipeline.ladder",
     "ScoreOptions": "vqa_rt.runtime.frames.options",
     "FrameOptions": "vqa_rt.runtime.frames.options",
     "EngineSampling": "vqa_rt.runtime.frames.options",

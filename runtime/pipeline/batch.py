@@ -34,7 +34,7 @@ from vqa_rt.runtime.outputs import check_output_paths, write_atomic
 from vqa_rt.runtime.pipeline.manifest import KEY, Manifest, ManifestRow, read_manifest
 from vqa_rt.runtime.pipeline.pooling import pool as pool_values
 from vqa_rt.runtime.pipeline.ray_batch import Notice, RaySettings, ray_batch
-from vqa_rt.runtime.pipeline.rows import RESULT_COLUMNS, score_row
+from vqa_rt.runtime.pipeline.rows import RESULT_COLUMNS, ladder_groups, score_rows
 from vqa_rt.runtime.scorers.factory import scoring_engine
 from vqa_rt.runtime.tables import read_table
 
@@ -132,14 +132,15 @@ def plan_workers(rows: int, workers: int = 0, threads: int = 0) -> tuple[int, in
 
 def _score_locally(rows: list[ManifestRow], engines: list[Engine], options: FrameOptions, pool: str, device: str,
                    workers: int, threads: int) -> Iterator[dict[str, str]]:
-    """Every row's output line, scored by ``workers`` threads, in the order they finish; on an interrupt
-    the threads stop after their current frame."""
+    """Every row's output line, scored by ``workers`` threads (rows sharing a reference together), in the order
+    they finish; on an interrupt the threads stop after their current frame."""
     cancel = threading.Event()
     with ThreadPoolExecutor(workers, thread_name_prefix="score-batch") as executor:
-        futures = [executor.submit(score_row, row, engines, options, pool, device, threads, cancel) for row in rows]
+        futures = [executor.submit(score_rows, group, engines, options, pool, device, threads, cancel)
+                   for group in ladder_groups(rows, workers)]
         try:
             for future in as_completed(futures):
-                yield future.result()
+                yield from future.result()
         except BaseException:
             cancel.set()
             for future in futures:

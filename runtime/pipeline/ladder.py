@@ -9,8 +9,9 @@ pair alone, written to ``<output dir>/<rendition name>.json`` and ``.csv``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from vqa_rt.errors import InputError
 from vqa_rt.runtime.engines.record import Engine
@@ -94,11 +95,12 @@ def rendition_names(distorted: list[VideoInput]) -> list[str]:
 
 
 def score_ladder(engine: Engine | str, reference: VideoInput, distorted: list[VideoInput],
-                 options: FrameOptions = FrameOptions(), *, output_dir: str, device: str = "cpu", threads: int = 0,
-                 progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
+                 options: FrameOptions = FrameOptions(), *, output_dir: str | None = None, device: str = "cpu",
+                 threads: int = 0, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
     """Score each of ``distorted`` against ``reference`` with an FR engine (model file or baseline), reading the
-    reference once; write ``output_dir/<name>.json`` and ``.csv`` per rendition (``name``: its file name
-    without the extension) and return the results, one libvmaf-shaped dict per rendition, in order.
+    reference once; with ``output_dir``, write ``output_dir/<name>.json`` and ``.csv`` per rendition
+    (``name``: its file name without the extension). Returns the results, one libvmaf-shaped dict per
+    rendition, in order.
 
     Everything is checked before anything is written; if scoring stops early, every rendition's frames so
     far are written with ``"complete": false`` and the error is raised.
@@ -108,16 +110,10 @@ def score_ladder(engine: Engine | str, reference: VideoInput, distorted: list[Vi
         raise InputError(f"{engine.name}: is a no-reference ({engine.kind}) model; ladder scoring compares "
                          "renditions with their reference: score each with 'vqa-rt score' instead")
     check_reference(engine, reference)
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise InputError(f"{output_dir}: exists and is not a directory")
     options = options.with_default_sampling(engine.default_sampling)
-    names = rendition_names(distorted)
     roles = ["reference", *(f"rendition {position + 1}" for position in range(len(distorted)))]
     inputs = dict(zip(roles, [reference, *distorted]))
-    outputs = [score_outputs(*(os.path.join(output_dir, f"{name}.{ext}") for ext in ("json", "csv")))
-               for name in names]
-    if os.path.isdir(output_dir):  # a folder still to be made holds no input
-        check_output_paths([path for paths in outputs for path, _ in paths], input_files(engine, inputs))
+    outputs = [[] for _ in distorted] if output_dir is None else _outputs(output_dir, engine, inputs)
     if engine.kind == "fr" and engine.format == "onnx":
         records = [ScoreRecord(paths, progress if position == 0 else None) for position, paths in enumerate(outputs)]
         branches: list[Branch] = [LadderBranch(engine, options, inputs=inputs, records=records, device=device,
@@ -128,14 +124,33 @@ def score_ladder(engine: Engine | str, reference: VideoInput, distorted: list[Vi
                     for position, (role, paths) in enumerate(zip(roles[1:], outputs))]
     with open_inputs(inputs) as readers:
         check_selections(readers, branches)  # e.g. a rendition that does not pair with the reference
-        made = not os.path.isdir(output_dir)
-        os.makedirs(output_dir, exist_ok=True)
-        try:
+        with contextlib.nullcontext() if output_dir is None else _folder(output_dir):
             run_pipeline(readers, branches)
-        except BaseException:
-            if made and not os.listdir(output_dir):  # stopped before any result was written
-                os.rmdir(output_dir)
-            raise
     if isinstance(branches[0], LadderBranch):
         return branches[0].results["renditions"]
     return [branch.results for branch in branches]
+
+
+def _outputs(output_dir: str, engine: Engine, inputs: dict[str, VideoInput]) -> list[list[tuple[str, Callable]]]:
+    """Each rendition's result files in ``output_dir`` (checked: unique, no input overwritten)."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise InputError(f"{output_dir}: exists and is not a directory")
+    names = rendition_names(list(inputs.values())[1:])
+    outputs = [score_outputs(*(os.path.join(output_dir, f"{name}.{ext}") for ext in ("json", "csv")))
+               for name in names]
+    if os.path.isdir(output_dir):  # a folder still to be made holds no input
+        check_output_paths([path for paths in outputs for path, _ in paths], input_files(engine, inputs))
+    return outputs
+
+
+@contextlib.contextmanager
+def _folder(path: str) -> Iterator[None]:
+    """``path`` made if missing, and removed again if the block fails before writing anything in it."""
+    made = not os.path.isdir(path)
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if made and not os.listdir(path):
+            os.rmdir(path)
+        raise

@@ -2,12 +2,13 @@
 the driver alone.
 
 Each worker is a Ray actor holding the engines open (:func:`~vqa_rt.runtime.engines.runners.warm_runners`)
-and scoring one row at a time, exactly as a local worker does. The driver's scheduler keeps
-:data:`IN_FLIGHT` rows queued per worker (back-pressure: a row is sent only when a worker has room) and
-yields each row's output line once. A worker lost with its process or its node fails its calls with a
-``RayActorError``: its rows go back to the queue for other workers, at most ``max_retries`` times each
-(then the row is recorded as failed), and a replacement worker is started. Ray itself never retries a
-call, so each row is, at any time, in exactly one place: queued, in one worker's calls, or written, once.
+and scoring one group of rows at a time (rows sharing a reference, :func:`~.rows.ladder_groups`; one row
+where none share), exactly as a local worker does. The driver's scheduler keeps :data:`IN_FLIGHT` groups
+queued per worker (back-pressure: a group is sent only when a worker has room) and yields each row's output
+line once. A worker lost with its process or its node fails its calls with a ``RayActorError``: its groups go
+back to the queue for other workers, at most ``max_retries`` times each (then their rows are recorded as
+failed), and a replacement worker is started. Ray itself never retries a call, so each row is, at any time,
+in exactly one place: queued, in one worker's calls, or written, once.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from vqa_rt.runtime.engines.runners import preload, warm_runners
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.pipeline.manifest import ManifestRow
 from vqa_rt.runtime.pipeline.ray_cluster import WorkerShape, check_nodes_read, connect, worker_nodes
-from vqa_rt.runtime.pipeline.rows import failed_row, one_line, score_row
+from vqa_rt.runtime.pipeline.rows import failed_row, ladder_groups, one_line, score_rows
 
-IN_FLIGHT = 2  # rows queued per worker: one scoring, the next waiting, so a worker never idles for a round trip
+IN_FLIGHT = 2  # groups queued per worker: one scoring, the next waiting, so a worker never idles for a round trip
 NO_WORKER_TIMEOUT_S = 120.0  # with rows left and no worker alive this long, the batch stops (rerun to resume)
 WAIT_S = 1.0
 
@@ -54,7 +55,7 @@ class RaySettings:
 
 
 class RowWorker:
-    """One Ray worker: the engines opened once, kept warm, then rows scored one at a time."""
+    """One Ray worker: the engines opened once, kept warm, then groups of rows scored one at a time."""
 
     def __init__(self, engines: list[Engine], options: FrameOptions, pool: str, device: str, threads: int):
         self.args = (engines, options, pool, device, threads)
@@ -71,8 +72,8 @@ class RowWorker:
         """Where the worker runs, its vqa-rt version, and the error that kept its engines from opening, if any."""
         return {"pid": os.getpid(), "host": socket.gethostname(), "version": vqa_rt.__version__, "error": self.error}
 
-    def score(self, row: ManifestRow) -> dict[str, str]:
-        return score_row(row, *self.args, self.cancel)
+    def score(self, rows: list[ManifestRow]) -> list[dict[str, str]]:
+        return score_rows(rows, *self.args, self.cancel)
 
 
 @dataclass(eq=False)
@@ -121,19 +122,20 @@ class RayBatch:
         threads = threads or max(1, int(self.settings.shape.cpus))
         actor = self.ray.remote(max_restarts=0, max_task_retries=0)(RowWorker).options(
             **self.settings.shape.options())
-        return _Schedule(self, lambda: actor.remote(self.engines, options, pool, self.device, threads)).run(rows)
+        schedule = _Schedule(self, lambda: actor.remote(self.engines, options, pool, self.device, threads))
+        return schedule.run(ladder_groups(rows, self.workers))
 
 
 class _Schedule:
-    """One run of the driver's scheduler over ``rows`` (see the module's docstring)."""
+    """One run of the driver's scheduler over groups of rows (see the module's docstring)."""
 
     def __init__(self, batch: RayBatch, start_worker: Callable[[], Any]):
         self.batch, self.ray, self.start_worker = batch, batch.ray, start_worker
         from ray.exceptions import RayActorError
 
         self.lost_error = RayActorError
-        self.pending: deque[tuple[ManifestRow, int]] = deque()  # (row, times its worker was lost)
-        self.calls: dict[Any, tuple[_Worker, ManifestRow, int]] = {}
+        self.pending: deque[tuple[list[ManifestRow], int]] = deque()  # (group, times its worker was lost)
+        self.calls: dict[Any, tuple[_Worker, list[ManifestRow], int]] = {}
         self.starting: dict[Any, _Worker] = {}
         self.ready: list[_Worker] = []
         self.started = self.failed_starts = 0
@@ -143,8 +145,8 @@ class _Schedule:
         worker = _Worker(self.start_worker(), self.started)
         self.starting[worker.handle.info.remote()] = worker
 
-    def run(self, rows: list[ManifestRow]) -> Iterator[dict]:
-        self.pending.extend((row, 0) for row in rows)
+    def run(self, groups: list[list[ManifestRow]]) -> Iterator[dict]:
+        self.pending.extend((group, 0) for group in groups)
         for _ in range(self.batch.workers):
             self._start()
         alone_since = time.monotonic()
@@ -154,9 +156,9 @@ class _Schedule:
                 if self.ready:
                     alone_since = time.monotonic()
                 elif time.monotonic() - alone_since > NO_WORKER_TIMEOUT_S:
+                    left = sum(len(group) for group, _ in self.pending)
                     raise ClusterError(f"no Ray worker has been running for {NO_WORKER_TIMEOUT_S:.0f} s (the "
-                                       f"cluster lost its nodes?): {len(self.pending)} rows not scored; rerun to "
-                                       "resume")
+                                       f"cluster lost its nodes?): {left} rows not scored; rerun to resume")
                 done, _ = self.ray.wait([*self.calls, *self.starting], num_returns=1, timeout=WAIT_S)
                 for ref in done:
                     yield from self._finished(ref)
@@ -173,23 +175,23 @@ class _Schedule:
     def _send(self) -> None:
         for worker in self.ready:
             while self.pending and len(worker.calls) < IN_FLIGHT:
-                row, lost = self.pending.popleft()
-                ref = worker.handle.score.remote(row)
+                group, lost = self.pending.popleft()
+                ref = worker.handle.score.remote(group)
                 worker.calls.add(ref)
-                self.calls[ref] = (worker, row, lost)
+                self.calls[ref] = (worker, group, lost)
 
     def _finished(self, ref) -> list[dict]:
         if ref in self.starting:
             self._started(self.starting.pop(ref), ref)
             return []
-        worker, row, lost = self.calls.pop(ref)
+        worker, group, lost = self.calls.pop(ref)
         worker.calls.discard(ref)
         try:
-            return [self.ray.get(ref)]
+            return self.ray.get(ref)
         except self.lost_error as exc:
-            return self._lose(worker, exc, (row, lost))
-        except Exception as exc:  # the call itself failed (the worker lives): the row records it
-            return [failed_row(row, self.batch.engines, f"ray: {one_line(exc)}")]
+            return self._lose(worker, exc, (group, lost))
+        except Exception as exc:  # the call itself failed (the worker lives): its rows record it
+            return [failed_row(row, self.batch.engines, f"ray: {one_line(exc)}") for row in group]
 
     def _started(self, worker: _Worker, ref) -> None:
         try:
@@ -205,10 +207,10 @@ class _Schedule:
         worker.host, worker.pid = info["host"], info["pid"]
         self.ready.append(worker)
 
-    def _lose(self, worker: _Worker, error: Exception, call: tuple[ManifestRow, int] | None) -> list[dict]:
-        """A worker gone with its process or node (``call``: the row whose call told): its rows back to the queue,
-        or recorded as failed once they have lost ``max_retries`` + 1 workers; a replacement started while rows
-        remain."""
+    def _lose(self, worker: _Worker, error: Exception, call: tuple[list[ManifestRow], int] | None) -> list[dict]:
+        """A worker gone with its process or node (``call``: the group whose call told): its groups back to the
+        queue, or their rows recorded as failed once they have lost ``max_retries`` + 1 workers; a replacement
+        started while rows remain."""
         if worker in self.ready:
             self.ready.remove(worker)
         elif call is None:  # lost before it started
@@ -216,20 +218,22 @@ class _Schedule:
             if self.failed_starts > 2 * self.batch.workers:
                 raise ClusterError(f"Ray workers keep dying as they start ({one_line(error)[:200]})")
         self._kill(worker)
-        rows = [call] if call else []
+        groups = [call] if call else []
         for ref in list(worker.calls):
-            rows.append(self.calls.pop(ref)[1:])
+            groups.append(self.calls.pop(ref)[1:])
         worker.calls.clear()
         self.batch.lost += 1
         reason = one_line(error).split(". ")[0][:160]
         failed, retry = [], []
-        for row, lost in rows:
-            (failed if lost + 1 > self.batch.settings.max_retries else retry).append((row, lost + 1))
+        for group, lost in groups:
+            (failed if lost + 1 > self.batch.settings.max_retries else retry).append((group, lost + 1))
         self.pending.extendleft(reversed(retry))
-        self.batch.retried += len(retry)
-        self.batch.notice(f"Ray {worker} lost ({reason}): {len(retry)} rows sent to other workers, "
-                          f"{len(failed)} recorded as failed (--max-retries {self.batch.settings.max_retries})")
+        retried = sum(len(group) for group, _ in retry)
+        self.batch.retried += retried
+        self.batch.notice(f"Ray {worker} lost ({reason}): {retried} rows sent to other workers, "
+                          f"{sum(len(group) for group, _ in failed)} recorded as failed "
+                          f"(--max-retries {self.batch.settings.max_retries})")
         if self.pending or self.calls:
             self._start()
         return [failed_row(row, self.batch.engines, f"ray: its worker was lost {lost} time{'s' * (lost > 1)} "
-                                                     f"(last: {reason})") for row, lost in failed]
+                                                     f"(last: {reason})") for group, lost in failed for row in group]
