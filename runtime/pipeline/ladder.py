@@ -58,8 +58,9 @@ class LadderBranch(Branch):
         self.scorer = LadderFRScorer(self.engine, self.options, tuple(formats[role] for role in self.roles),
                                      device=self.device, threads=self.threads, roles=self.roles)
         self.scorer.__enter__()
+        reference = self.roles[0]
         for role, record in zip(self.roles[1:], self.records):
-            record.begin(self.scorer, self.inputs[self.roles[0]], self.inputs[role], formats[role], self.options,
+            record.begin(self.scorer, self.inputs[reference], self.inputs[role], formats[reference], self.options,
                          total)
 
     def item(self, step: Step) -> Step:
@@ -84,14 +85,16 @@ class LadderBranch(Branch):
 
 def rendition_names(distorted: list[VideoInput]) -> list[str]:
     """Each rendition's output name: its file name without the extension (unique, else an error)."""
-    names = [os.path.splitext(os.path.basename(video.path))[0] for video in distorted]
-    for position, name in enumerate(names):
-        if video := next((d for d, n in zip(distorted, names[:position]) if n == name), None):
-            raise InputError(f"renditions {video.path} and {distorted[position].path} would both write {name}.json: "
-                             "give them different file names")
-        if distorted[position].path == "-":
+    seen: dict[str, str] = {}
+    for video in distorted:
+        if video.path == "-":
             raise InputError("ladder renditions are files, not stdin (-)")
-    return names
+        name = os.path.splitext(os.path.basename(video.path))[0]
+        if name in seen:
+            raise InputError(f"renditions {seen[name]} and {video.path} would both write {name}.json: give them "
+                             "different file names")
+        seen[name] = video.path
+    return list(seen)
 
 
 def score_ladder(engine: Engine | str, reference: VideoInput, distorted: list[VideoInput],

@@ -74,6 +74,7 @@ class ScoreRecord:
     def __init__(self, outputs: list[tuple[str, Callable]] = (), progress: ProgressCallback | None = None):
         self.writer = SnapshotWriter(list(outputs))
         self.progress = progress
+        self.scorer: FrameScorer | None = None
         self.result: dict[str, Any] = {}
         self.total: int | None = None
 
