@@ -29,7 +29,7 @@ from vqa_rt.export.onnx_tools.quantize_modes import MAX_CALIBRATION_FRAMES, MIN_
 
 
 def quantize_command(
-    model: Path = typer.Argument(..., help="Exported model (.onnx from 'vqa-rt export nr')."),
+    model: Path = typer.Argument(..., help="Exported model (.onnx from 'vqa-rt export nr' or 'vqa-rt export fr')."),
     output: Path = typer.Option(..., "--output", "-o", help="Quantized ONNX file to write."),
     mode: Literal[tuple(MODES)] = typer.Option(
         "int8", help="int8 / fp8: explicit Q/DQ (TensorRT; int8 also ONNX Runtime CPU); NR only: "
