@@ -17,7 +17,7 @@ from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.selection import check_pair
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.pipeline.manifest import Manifest
-from vqa_rt.runtime.scorers.fr import FRScorer, pair_inputs
+from vqa_rt.runtime.scorers.fr import FRScorer, pair_reader
 from vqa_rt.runtime.scorers.nr import frame_inputs
 
 Feed = dict[str, np.ndarray]  # one model input batch, by input name
@@ -80,17 +80,24 @@ class ManifestPairs:
     def files(self) -> list[str]:
         return [video.path for row in self.manifest.rows for video in (row.reference, row.distorted)]
 
-    def _pairs(self) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+    def _pairs(self, wanted: set[int] | None = None) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+        """Each selected pair's row and model inputs (only the ``wanted`` pairs, by position: reading stops after
+        the last)."""
+        position, last = 0, max(wanted, default=-1) if wanted is not None else None
         for clip, row in enumerate(self.manifest.rows):
-            for pair in pair_inputs(self.engine, row.reference, row.distorted, self.options):
-                yield clip, pair
+            with pair_reader(self.engine, row.reference, row.distorted, self.options) as (convert, pairs):
+                for pair in pairs:
+                    if last is not None and position > last:
+                        return
+                    if wanted is None or position in wanted:
+                        yield clip, convert(pair)
+                    position += 1
 
     def feeds(self, limit: int) -> list[Feed]:
         """At most ``limit`` one-pair feeds, spread evenly over the pairs (the first ``limit`` while a video's
         length is unknown)."""
         chosen = set(evenly_spaced(self.count, limit) if self.count is not None else range(limit))
-        return [_stacked(self.engine.model.inputs, [pair]) for index, (_, pair) in enumerate(self._pairs())
-                if index in chosen]
+        return [_stacked(self.engine.model.inputs, [pair]) for _, pair in self._pairs(chosen)]
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         """Batches of up to ``batch_size`` pairs of one row each."""

@@ -6,9 +6,12 @@ splits the trunk's outputs at the reference's batch size. Given a reference batc
 of N, the trunk therefore runs on N + 1 frames instead of 2N, and everything else computed from the reference
 alone (its features, its frame difference) keeps a batch of 1. Where such a tensor meets one computed from the
 distorted frames in a ``Concat`` on the channel axis (the fusion's inputs, the temporal branch's frame
-differences), the rewrite broadcasts it to the distorted batch with an ``Expand``; elementwise operators
-broadcast by themselves. The outputs are, row by row, what the one-graph model gives for each (reference,
-rendition) pair; ``tests/runtime/engines/test_ladder_graph.py`` checks that on ONNX Runtime.
+differences), a convolution reading that concatenation (the offset predictors, the temporal branch's first
+layer) becomes one convolution per part, summed: the reference's part runs once on its batch of 1 and the sum
+broadcasts it. Other readers of the concatenation (the deformable convolutions) get the reference's part
+broadcast to the distorted batch with an ``Expand``; elementwise operators broadcast by themselves. The outputs
+are, row by row, what the one-graph model gives for each (reference, rendition) pair, up to float32 summation
+order; ``tests/runtime/engines/test_ladder_graph.py`` checks that on ONNX Runtime (1e-5).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ def _axis(node: onnx.NodeProto) -> int | None:
     return next((a.i for a in node.attribute if a.name == "axis"), None)
 
 
-def _classes(graph: onnx.GraphProto) -> tuple[dict[str, str], set[str]]:
-    """Each batch-carrying tensor's class, and the tensors holding the reference's batch size (``Shape(ref)``)."""
+def _classes(graph: onnx.GraphProto) -> dict[str, str]:
+    """Each batch-carrying tensor's class (the stacked trunk's rows are split at ``Shape(ref)``, the reference's
+    batch size)."""
     classes = {**dict.fromkeys(REFERENCE_INPUTS, REFERENCE), **dict.fromkeys(DISTORTED_INPUTS, DISTORTED)}
     reference_batch: set[str] = set()
     for node in graph.node:
@@ -57,7 +61,7 @@ def _classes(graph: onnx.GraphProto) -> tuple[dict[str, str], set[str]]:
         else:
             kind = DISTORTED if DISTORTED in found else REFERENCE
         classes.update(dict.fromkeys(node.output, kind))
-    return classes, reference_batch
+    return classes
 
 
 def ladder_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -69,7 +73,7 @@ def ladder_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     ladder = onnx.ModelProto()
     ladder.CopyFrom(model)
     graph = ladder.graph
-    classes, _ = _classes(graph)
+    classes = _classes(graph)
     channels = _channels(model)
     constants = {tensor.name: tensor for tensor in graph.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}

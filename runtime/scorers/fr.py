@@ -3,7 +3,8 @@ normalised RGB inputs -> its outputs (``score``, ``spatial``, ``temporal``) as p
 
 from __future__ import annotations
 
-from typing import Iterator
+import contextlib
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -45,11 +46,14 @@ class FRScorer(ModelScorer):
         return [{name: float(values[name][row]) for name in self.model.outputs} for row in range(len(prepared))]
 
 
-def pair_inputs(engine: Engine, reference: VideoInput, distorted: VideoInput,
-                options: FrameOptions) -> Iterator[tuple[np.ndarray, ...]]:
-    """The model inputs (``ref``, ``dist``, ``ref_prev``, ``dist_prev``; each ``(3, H, W)``) of the frame pairs
-    ``options`` select, converted as :class:`FRScorer` converts them for scoring; read as they are taken."""
+@contextlib.contextmanager
+def pair_reader(engine: Engine, reference: VideoInput, distorted: VideoInput,
+                options: FrameOptions) -> Iterator[tuple[Callable[[FramePair], tuple[np.ndarray, ...]],
+                                                         Iterator[FramePair]]]:
+    """The frame pairs ``options`` select, read as they are taken, and the function that converts one into the
+    model's inputs (``ref``, ``dist``, ``ref_prev``, ``dist_prev``; each ``(3, H, W)``) as :class:`FRScorer`
+    converts them for scoring."""
     options = options.with_default_sampling(engine.default_sampling)
     with reference.open() as ref, distorted.open() as dist:
         scorer = FRScorer(engine, options, (ref.format, dist.format))  # its runner is never activated
-        yield from map(scorer.prepare, paired_frames(ref, dist, options.sampling()))
+        yield scorer.prepare, paired_frames(ref, dist, options.sampling())
