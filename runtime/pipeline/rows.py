@@ -85,11 +85,12 @@ def score_row(row: ManifestRow, engines: list[Engine], options: FrameOptions, po
 
 def ladder_groups(rows: list[ManifestRow], workers: int) -> list[list[ManifestRow]]:
     """The rows in groups that share a reference (the same file, read the same way), in manifest order: at most
-    :data:`LADDER_ROWS` rows each, and fewer where that leaves workers idle."""
+    :data:`LADDER_ROWS` rows each, and small enough for two groups per worker where the rows allow, so that
+    workers finishing early find work."""
     by_reference: dict = {}
     for row in rows:
         by_reference.setdefault(row.reference, []).append(row)
-    size = max(1, min(LADDER_ROWS, -(-len(rows) // max(1, workers))))
+    size = max(1, min(LADDER_ROWS, -(-len(rows) // (2 * max(1, workers)))))
     return [group[i:i + size] for group in by_reference.values() for i in range(0, len(group), size)]
 
 

@@ -45,7 +45,8 @@ def test_rows_sharing_a_reference_are_grouped(shared_references):
         ["a_q10.yuv", "a_q20.yuv", "a_short.yuv", "a_q30.yuv"], ["a_q50.yuv", "a_q80.yuv"],
         ["b_q15.yuv", "b_q60.yuv"], ["c_q40.yuv"]]
     assert max(len(group) for group in groups) == LADDER_ROWS
-    assert [len(group) for group in ladder_groups(rows, workers=4)] == [3, 3, 2, 1]  # a group for every worker
+    assert [len(group) for group in ladder_groups(rows, workers=2)] == [3, 3, 2, 1]  # two groups per worker
+    assert [len(group) for group in ladder_groups(rows, workers=4)] == [2, 2, 2, 2, 1]
 
 
 def test_grouped_rows_score_as_each_row_alone(shared_references, cli, fr_export):

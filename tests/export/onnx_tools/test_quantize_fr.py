@@ -15,6 +15,7 @@ from vqa_rt.export.onnx_tools.quantize import quantize_model, trunk_convs
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import DISTORTIONS, make_test_clip
+from vqa_rt.runtime.pipeline.ladder import score_ladder
 from vqa_rt.runtime.pipeline.manifest import read_manifest
 from vqa_rt.runtime.pipeline.score import score
 
@@ -147,3 +148,14 @@ def test_cli_quantizes_an_fr_model(cli, trained_fr, manifests, tmp_path):
     assert refused.returncode == 2 and refused.stderr.decode().count("\n") == 1
     assert "an FR model's manifest gives them per row" in refused.stderr.decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fidelity.json", "fr.int8.onnx"]
+
+
+def test_the_int8_model_scores_a_ladder_as_its_pairs_alone(quantized, manifests):
+    """Ladder scoring rewrites the int8 graph as it does the float one: each rendition scores as it does alone."""
+    path, _ = quantized
+    rows = read_manifest(manifests["evaluation"]).rows
+    reference, videos = rows[0].reference, [row.distorted for row in rows]  # same size and length: a valid ladder
+    for video, joint in zip(videos, score_ladder(path, reference, videos)):
+        alone = score(path, reference, video)
+        np.testing.assert_allclose([f["metrics"]["score"] for f in joint["frames"]],
+                                   [f["metrics"]["score"] for f in alone["frames"]], rtol=0, atol=1e-5)
