@@ -21,6 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from vqa_rt.errors import ModelError
+from vqa_rt.runtime.engines.onnx_graph import consumers
 
 REFERENCE_INPUTS = ("ref", "ref_prev")
 DISTORTED_INPUTS = ("dist", "dist_prev")
@@ -76,10 +77,7 @@ def ladder_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     classes = _classes(graph)
     channels = _channels(model)
     constants = {tensor.name: tensor for tensor in graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    readers = consumers(graph)
 
     def mixed(node: onnx.NodeProto) -> bool:
         """A channel Concat of a reference and a distorted tensor."""
@@ -102,7 +100,7 @@ def ladder_graph(model: onnx.ModelProto) -> onnx.ModelProto:
             nodes += _split_conv(node, concats[node.input[0]], constants, channels, graph)
             continue
         if node.output[0] in concats:
-            if all(split(reader) for reader in consumers[node.output[0]]):
+            if all(split(reader) for reader in readers[node.output[0]]):
                 continue  # only split convolutions read it
             if batch is None:
                 batch = _batch_shape(graph, nodes, next(i for i in node.input if classes.get(i) == DISTORTED))

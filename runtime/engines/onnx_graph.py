@@ -31,6 +31,15 @@ def graph_nodes(model: ModelProto) -> Iterator[onnx.NodeProto]:
         yield from function.node
 
 
+def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """The nodes of ``graph`` (not its subgraphs) that read each tensor, by tensor name."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
 def is_deform_conv(node: onnx.NodeProto) -> bool:
     """Whether ``node`` is the standard ONNX ``DeformConv``."""
     return node.op_type == "DeformConv" and node.domain in ("", "ai.onnx")

@@ -12,11 +12,11 @@ creating a CPU session. Weights (constant inputs) stay signed, as the kernels ex
 
 from __future__ import annotations
 
-import collections
-
 import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
+
+from vqa_rt.runtime.engines.onnx_graph import consumers
 
 
 def unsigned_activations(model: onnx.ModelProto) -> int:
@@ -24,16 +24,13 @@ def unsigned_activations(model: onnx.ModelProto) -> int:
     DequantizeLinear nodes reading it) with a uint8 zero point; returns how many were changed."""
     graph = model.graph
     constants = {tensor.name: tensor for tensor in graph.initializer}
-    readers = collections.defaultdict(list)
-    for node in graph.node:
-        for name in node.input:
-            readers[name].append(node)
+    readers = consumers(graph)
     changed, replaced = 0, set()
     for node in graph.node:
         if node.op_type != "QuantizeLinear" or len(node.input) < 3 or node.input[0] in constants:
             continue
         zero_point = constants.get(node.input[2])
-        dequantizers = readers[node.output[0]]
+        dequantizers = readers.get(node.output[0], [])
         if (zero_point is None or zero_point.data_type != TensorProto.INT8 or zero_point.dims
                 or not dequantizers or any(d.op_type != "DequantizeLinear" for d in dequantizers)
                 or node.output[0] in {o.name for o in graph.output}):
