@@ -2,14 +2,16 @@
 
 The reference is decoded once and every rendition is read beside it (:mod:`.fanout`). An FR ONNX model
 scores all renditions of a frame in one call of its ladder graph, the reference's conversion and
-features computed once (:class:`LadderBranch`); other engines (baselines, TensorRT plans) get one
-branch per rendition on the shared decode. Each rendition's results are what ``score`` gives for that
-pair alone, written to ``<output dir>/<rendition name>.json`` and ``.csv``.
+features computed once (:class:`LadderBranch`); other engines get one branch per rendition on the
+shared decode, the luma baselines sharing what the reference frame alone determines (SSIM's and
+MS-SSIM's local means and variances, :class:`SharedReferenceBranch`). Each rendition's results are
+what ``score`` gives for that pair alone, written to ``<output dir>/<rendition name>.json`` and ``.csv``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from typing import Any, Callable, Iterator
 
@@ -30,6 +32,9 @@ from vqa_rt.runtime.pipeline.score import (
     input_files,
     score_outputs,
 )
+from vqa_rt.runtime.scorers.base import FrameScorer
+from vqa_rt.runtime.scorers.baselines.luma import LUMA_METRICS, LumaMetricScorer
+from vqa_rt.runtime.scorers.baselines.shared_reference import SharedReference
 from vqa_rt.runtime.scorers.factory import scoring_engine
 from vqa_rt.runtime.scorers.fr_ladder import LadderFRScorer
 
@@ -83,6 +88,18 @@ class LadderBranch(Branch):
             record.end(error)
 
 
+class SharedReferenceBranch(ScoreBranch):
+    """One rendition's luma-baseline branch; the reference side of each frame is computed by whichever
+    rendition's branch gets to it first (``shared``) and reused by the others."""
+
+    def __init__(self, *args, shared: SharedReference, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shared = shared
+
+    def open_scorer(self, formats: tuple[VideoFormat, ...]) -> FrameScorer:
+        return LumaMetricScorer(self.engine, self.options, formats, shared=self.shared)
+
+
 def rendition_names(distorted: list[VideoInput]) -> list[str]:
     """Each rendition's output name: its file name without the extension (unique, else an error)."""
     seen: dict[str, str] = {}
@@ -122,8 +139,10 @@ def score_ladder(engine: Engine | str, reference: VideoInput, distorted: list[Vi
         branches: list[Branch] = [LadderBranch(engine, options, inputs=inputs, records=records, device=device,
                                                threads=threads)]
     else:
-        branches = [ScoreBranch(role, engine, options, inputs=inputs, outputs=paths, device=device, threads=threads,
-                                progress=progress if position == 0 else None, distorted_role=role)
+        branch_class = (functools.partial(SharedReferenceBranch, shared=SharedReference(len(distorted)))
+                        if engine.name in LUMA_METRICS else ScoreBranch)
+        branches = [branch_class(role, engine, options, inputs=inputs, outputs=paths, device=device, threads=threads,
+                                 progress=progress if position == 0 else None, distorted_role=role)
                     for position, (role, paths) in enumerate(zip(roles[1:], outputs))]
     with open_inputs(inputs) as readers:
         check_selections(readers, branches)  # e.g. a rendition that does not pair with the reference

@@ -136,11 +136,14 @@ class ScoreBranch(Branch):
         return self.scores.entry()
 
     def start(self, formats: dict[str, VideoFormat], total: int | None) -> None:
-        self.scorer = make_scorer(self.engine, self.options, tuple(formats[r] for r in self.roles),
-                                  device=self.device, threads=self.threads)
+        self.scorer = self.open_scorer(tuple(formats[r] for r in self.roles))
         self.scorer.__enter__()
         self.scores.begin(self.scorer, self.inputs.get("reference"), self.inputs[self.roles[-1]],
                           formats[self.roles[0]], self.options, total)
+
+    def open_scorer(self, formats: tuple[VideoFormat, ...]) -> FrameScorer:
+        """The (not yet entered) scorer, once the videos' formats are known (by role)."""
+        return make_scorer(self.engine, self.options, formats, device=self.device, threads=self.threads)
 
     def prepare(self, item: Any) -> Any:
         return self.scorer.prepare(item)

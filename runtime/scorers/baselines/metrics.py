@@ -17,6 +17,8 @@ SSIM and MS-SSIM see samples on the 8-bit scale (higher bit depths divided by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -56,17 +58,36 @@ def _local(plane: np.ndarray) -> np.ndarray:
     return cv2.sepFilter2D(plane, -1, _WINDOW, _WINDOW, borderType=cv2.BORDER_REFLECT)[_HALF:-_HALF, _HALF:-_HALF]
 
 
-def _moments(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Local means, variances and covariance of two float32 planes, where the window fits."""
-    mu_x, mu_y = _local(x), _local(y)
-    var_x = _local(x * x) - mu_x * mu_x
-    var_y = _local(y * y) - mu_y * mu_y
-    cov = _local(x * y) - mu_x * mu_y
-    return mu_x, mu_y, var_x, var_y, cov
+@dataclass(frozen=True)
+class LocalStatistics:
+    """A float32 plane with its Gaussian-weighted local means and variances where the window fits: what
+    SSIM needs of one side, computed once for a reference measured against several renditions."""
+
+    plane: np.ndarray
+    mean: np.ndarray
+    variance: np.ndarray
+
+
+def local_statistics(plane: np.ndarray) -> LocalStatistics:
+    """The local means and variances of a float32 plane."""
+    mean = _local(plane)
+    return LocalStatistics(plane, mean, _local(plane * plane) - mean * mean)
+
+
+def _moments(x: LocalStatistics, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Local means, variances and covariance of a reference (its statistics) and a float32 plane."""
+    y_statistics = local_statistics(y)
+    cov = _local(x.plane * y) - x.mean * y_statistics.mean
+    return x.mean, y_statistics.mean, x.variance, y_statistics.variance, cov
 
 
 def ssim(x: np.ndarray, y: np.ndarray) -> float:
-    """Mean SSIM of two float32 planes on the 8-bit scale (at least 11×11).
+    """Mean SSIM of two float32 planes on the 8-bit scale (at least 11×11)."""
+    return ssim_against(local_statistics(x), y)
+
+
+def ssim_against(x: LocalStatistics, y: np.ndarray) -> float:
+    """Mean SSIM of a reference (its :func:`local_statistics`) and a float32 plane on the 8-bit scale.
 
     The closed form ``(2·μx·μy + C1)(2·σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2))``,
     which equals the product of :func:`ssim_terms` since C3 = C2 / 2.
@@ -77,8 +98,8 @@ def ssim(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(ratio, dtype=np.float64))
 
 
-def ssim_terms(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Luminance, contrast and structure maps of two float32 planes on the 8-bit scale."""
+def ssim_terms(x: LocalStatistics, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Luminance, contrast and structure maps of a reference (its statistics) and a float32 plane."""
     mu_x, mu_y, var_x, var_y, cov = _moments(x, y)
     var_x, var_y = np.maximum(var_x, 0), np.maximum(var_y, 0)
     sigma_xy = np.sqrt(var_x * var_y)
@@ -97,12 +118,27 @@ def _decimate(plane: np.ndarray) -> np.ndarray:
 
 def ms_ssim(x: np.ndarray, y: np.ndarray) -> float:
     """MS-SSIM of two float32 planes on the 8-bit scale (at least ``MS_SSIM_MIN_SIZE`` per side)."""
+    return ms_ssim_against(ms_ssim_reference(x), y)
+
+
+def ms_ssim_reference(x: np.ndarray) -> list[LocalStatistics]:
+    """The local statistics of a reference plane at each MS-SSIM scale, finest first."""
+    pyramid = [local_statistics(x)]
+    for _ in MS_SSIM_WEIGHTS[1:]:
+        x = _decimate(x)
+        pyramid.append(local_statistics(x))
+    return pyramid
+
+
+def ms_ssim_against(x: list[LocalStatistics], y: np.ndarray) -> float:
+    """MS-SSIM of a reference (its :func:`ms_ssim_reference`) and a float32 plane on the 8-bit scale."""
     value = 1.0
     last = len(MS_SSIM_WEIGHTS) - 1
-    for scale, weight in enumerate(MS_SSIM_WEIGHTS):
+    for scale, (weight, reference) in enumerate(zip(MS_SSIM_WEIGHTS, x)):
         # A negative mean (anti-correlated planes) would have no real power: it counts as 0.
-        luminance, contrast, structure = (max(float(np.mean(t, dtype=np.float64)), 0.0) for t in ssim_terms(x, y))
+        luminance, contrast, structure = (max(float(np.mean(t, dtype=np.float64)), 0.0)
+                                          for t in ssim_terms(reference, y))
         value *= contrast**weight * structure**weight * (luminance**weight if scale == last else 1.0)
         if scale < last:
-            x, y = _decimate(x), _decimate(y)
+            y = _decimate(y)
     return value
