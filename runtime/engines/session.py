@@ -39,9 +39,10 @@ class ModelSession:
         """The (not yet activated) runner of ``engine``."""
         return open_runner(engine, device=device, threads=threads)
 
-    def to_input(self, frame: Frame, slot: int = 0) -> np.ndarray:
-        """``frame`` of video ``slot`` as the model takes it: (3, H, W) RGB at the analysis size, normalised."""
-        rgb = yuv_to_rgb(frame, self.options.matrix, self.ranges[slot], self.options.analysis_size)
+    def to_input(self, frame: Frame, slot: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+        """``frame`` of video ``slot`` as the model takes it: (3, H, W) RGB at the analysis size, normalised
+        (written into ``out`` if given)."""
+        rgb = yuv_to_rgb(frame, self.options.matrix, self.ranges[slot], self.options.analysis_size, out)
         return normalize(rgb, self.mean, self.std)
 
     def describe(self) -> dict[str, Any]:

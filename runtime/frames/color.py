@@ -20,8 +20,8 @@ _KR_KB = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
 
 
 def yuv_to_rgb(frame: Frame, matrix: str = "bt709", color_range: str = "limited",
-               size: tuple[int, int] | None = None) -> np.ndarray:
-    """Convert a frame to RGB, float32 of shape (3, H, W) clipped to [0, 1].
+               size: tuple[int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Convert a frame to RGB, float32 of shape (3, H, W) clipped to [0, 1] (written into ``out`` if given).
 
     ``size=(width, height)`` resizes the result: ``INTER_AREA`` when shrinking,
     ``INTER_LINEAR`` when enlarging.
@@ -52,7 +52,9 @@ def yuv_to_rgb(frame: Frame, matrix: str = "bt709", color_range: str = "limited"
     resize = out_size != (width, height)
     shrink = out_size[0] * out_size[1] < width * height
     interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    rgb = np.empty((3, out_size[1], out_size[0]), np.float32)
+    rgb = np.empty((3, out_size[1], out_size[0]), np.float32) if out is None else out
+    if rgb.shape != (3, out_size[1], out_size[0]) or rgb.dtype != np.float32:
+        raise ValueError(f"out must be float32 of shape (3, {out_size[1]}, {out_size[0]}), got {rgb.dtype} {rgb.shape}")
     full = np.empty_like(luma) if resize else None
     for plane, term in zip(rgb, chroma_terms):
         channel = full if resize else plane

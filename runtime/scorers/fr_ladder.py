@@ -10,7 +10,9 @@ from vqa_rt.runtime.engines.backends.base import Runner
 from vqa_rt.runtime.engines.backends.onnxrt import OnnxRuntimeRunner
 from vqa_rt.runtime.engines.ladder_graph import ladder_graph
 from vqa_rt.runtime.engines.record import Engine
+from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.selection import Step
+from vqa_rt.runtime.frames.video import Frame, VideoFormat
 from vqa_rt.runtime.scorers.fr import FRScorer
 
 
@@ -19,25 +21,35 @@ class LadderFRScorer(FRScorer):
     rendition's; :meth:`prepare` takes a pipeline :class:`Step` holding every video's frame, and each frame's
     metrics are a list, one dict per rendition."""
 
-    def __init__(self, *args, roles: tuple[str, ...], **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, engine: Engine, options: FrameOptions, formats: tuple[VideoFormat, ...], device: str = "cpu",
+                 threads: int = 0, *, roles: tuple[str, ...]):
+        super().__init__(engine, options, formats, device, threads)
         self.roles = roles
+        width, height = options.analysis_size or (formats[0].width, formats[0].height)
+        self._batch_shape = (len(roles) - 1, 3, int(height), int(width))
+        self._renditions: tuple[int, np.ndarray] | None = None  # the last frame index converted, its batch
 
     def open_runner(self, engine: Engine, device: str, threads: int) -> Runner:
         return OnnxRuntimeRunner(engine.path, device, threads, rewrite=ladder_graph)
 
-    def _frames(self, slot: int, step: Step) -> tuple[np.ndarray, np.ndarray]:
-        """Video ``slot``'s frame of ``step`` and the frame before it, converted (the previous one first, so the
-        cache keeps the current one for the next step)."""
-        role = self.roles[slot]
-        previous = self._convert(slot, step.previous[role])
-        return self._convert(slot, step.frames[role]), previous
+    def _rendition_batch(self, frames: dict[str, Frame]) -> np.ndarray:
+        """Every rendition's frame converted straight into one (renditions, 3, H, W) batch; the last batch
+        again when it holds these frames (a step's previous frames are the step before's frames)."""
+        index = frames[self.roles[1]].index
+        if self._renditions is not None and self._renditions[0] == index:
+            return self._renditions[1]
+        batch = np.empty(self._batch_shape, np.float32)
+        for slot in range(1, len(self.roles)):
+            self.to_input(frames[self.roles[slot]], slot, out=batch[slot - 1])
+        self._renditions = (index, batch)
+        return batch
 
     def prepare(self, step: Step) -> tuple[np.ndarray, ...]:
-        ref, ref_prev = self._frames(0, step)
-        renditions = [self._frames(slot, step) for slot in range(1, len(self.roles))]
-        return (ref[None], np.stack([frame for frame, _ in renditions]), ref_prev[None],
-                np.stack([previous for _, previous in renditions]))
+        # The previous frames first, so the caches keep the current ones for the next step.
+        reference = self.roles[0]
+        ref_prev, dist_prev = self._convert(0, step.previous[reference]), self._rendition_batch(step.previous)
+        ref, dist = self._convert(0, step.frames[reference]), self._rendition_batch(step.frames)
+        return ref[None], dist, ref_prev[None], dist_prev
 
     def score_batch(self, prepared: list[tuple[np.ndarray, ...]]) -> list[list[dict[str, float]]]:
         metrics = []

@@ -137,6 +137,18 @@ def test_resize(clip):
     np.testing.assert_array_equal(yuv_to_rgb(frame, size=(96, 64)), full)
 
 
+@pytest.mark.parametrize("size", [None, (48, 30)])
+def test_converts_into_a_given_batch_row(clip, size):
+    frame = read_clip(clip / "r8.yuv", 96, 64)[0]
+    alone = yuv_to_rgb(frame, size=size)
+    batch = np.full((2, *alone.shape), np.nan, np.float32)
+    assert np.shares_memory(yuv_to_rgb(frame, size=size, out=batch[1]), batch)
+    np.testing.assert_array_equal(batch[1], alone)
+    assert np.isnan(batch[0]).all()
+    with pytest.raises(ValueError, match=r"out must be float32 of shape \(3, 64, 96\)"):
+        yuv_to_rgb(frame, out=np.empty((3, 64, 95), np.float32))
+
+
 def test_rejects_unknown_options():
     with pytest.raises(ValueError, match="colour matrix 'bt2020'"):
         yuv_to_rgb(flat(16, 128, 128), "bt2020")
