@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.pipeline.score import score
@@ -52,6 +53,25 @@ def test_each_rendition_is_scored_as_its_pair_alone(engine, ladder, cli, fr_expo
             for key, value in single["metrics"].items():
                 assert joint["metrics"][key] == pytest.approx(value, abs=1e-5 if engine == "fr" else 0)
         assert (tmp_path / "out" / f"q{quality}.csv").read_text().count("\n") == FRAMES + 1
+
+
+@pytest.mark.parametrize("engine", ["fr", "ssim"])
+def test_sampled_frames_are_scored_as_their_pairs_alone(engine, ladder, cli, fr_export, tmp_path):
+    """With a stride the frame before a scored frame is not the one scored before it (the FR ladder converts it
+    afresh rather than reusing the last batch)."""
+    name = fr_export.path if engine == "fr" else engine
+    reference, renditions = ladder
+    done = cli(*_ladder_args(name, reference, renditions), "--frame-skip", 1, "--frame-stride", 2,
+               "--output-dir", tmp_path / "out")
+    assert done.returncode == 0, done.stderr.decode()
+    options = FrameOptions(frame_skip=1, frame_stride=2)
+    for path, quality in zip(renditions, QUALITIES):
+        together = json.loads((tmp_path / "out" / f"q{quality}.json").read_text())["frames"]
+        alone = score(name, VideoInput(reference, W, H), VideoInput(path, W, H), options)["frames"]
+        assert [f["frameNum"] for f in together] == [f["frameNum"] for f in alone] == [1, 3]
+        for joint, single in zip(together, alone):
+            for key, value in single["metrics"].items():
+                assert joint["metrics"][key] == pytest.approx(value, abs=1e-5 if engine == "fr" else 0)
 
 
 def test_fr_scores_rise_with_rendition_quality(ladder, cli, shipped_fr, tmp_path):
