@@ -28,7 +28,8 @@ class ModelSession:
 
     def __init__(self, engine: Engine, options: FrameOptions, formats: tuple[VideoFormat, ...], device: str = "cpu",
                  threads: int = 0):
-        engine.check_frame_size(*(options.analysis_size or (formats[0].width, formats[0].height)), self.size_hint)
+        self.frame_size = options.analysis_size or (formats[0].width, formats[0].height)  # (width, height) analysed
+        engine.check_frame_size(*self.frame_size, self.size_hint)
         self.engine, self.model, self.options = engine, engine.model, options
         self.ranges = tuple(options.color_range_of(fmt) for fmt in formats)
         self.mean = np.asarray(self.model.preprocess["mean"], np.float32)

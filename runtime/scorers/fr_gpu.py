@@ -83,8 +83,7 @@ class GpuFRScorer(FRScorer):
     def score_batch(self, prepared: list[Any]) -> list[dict[str, float]]:
         if not self.on_gpu:
             return super().score_batch(prepared)
-        height, width = prepared[0].ref.y.shape
-        out_width, out_height = self.options.analysis_size or (width, height)
+        out_width, out_height = self.frame_size
         shape = (len(prepared), 3, int(out_height), int(out_width))
         values = self._device_runner.infer_device({name: shape for name in self.model.inputs},
                                                   lambda addresses: self._fill(prepared, addresses))

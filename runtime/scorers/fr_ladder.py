@@ -25,7 +25,7 @@ class LadderFRScorer(FRScorer):
                  threads: int = 0, *, roles: tuple[str, ...]):
         super().__init__(engine, options, formats, device, threads)
         self.roles = roles
-        width, height = options.analysis_size or (formats[0].width, formats[0].height)
+        width, height = self.frame_size
         self._batch_shape = (len(roles) - 1, 3, int(height), int(width))
         self._renditions: tuple[int, np.ndarray] | None = None  # the last frame index converted, its batch
 
