@@ -4,8 +4,8 @@ Modes:
 
 - ``int8``: explicit Q/DQ (``QuantizeLinear``/``DequantizeLinear``) on the inputs of the
   layers each model kind quantizes (NR: the linear layers and convolutions that
-  :func:`quantized_nodes` picks; FR: the convolutions of its feature trunk,
-  :func:`trunk_convs`): symmetric signed int8 (zero point 0), weights per output channel,
+  :func:`quantized_nodes` picks; FR: the convolutions of its feature trunk but its first
+  stage's, :func:`int8_trunk_convs`): symmetric signed int8 (zero point 0), weights per output channel,
   activation ranges from the calibration frames (NR: the 99.99th percentile of |values|;
   FR: their largest |value|). That is what TensorRT (11 and later: precision comes from the
   graph) builds int8 kernels from; ONNX Runtime's CPU provider runs it with int8 kernels too
@@ -191,6 +191,29 @@ def trunk_convs(model: onnx.ModelProto) -> list[str]:
     return [node.name for node in graph.node if node.name in trunk and node.op_type == "Conv"]
 
 
+def int8_trunk_convs(model: onnx.ModelProto) -> list[str]:
+    """The trunk convolutions the FR int8 recipe quantizes: all but the first stage's (ResNet's ``layer1``: the
+    stride-1 convolutions between the stem and the next strided one, at a quarter of the frame's size).
+
+    Rounding that stage's inputs reads as distortion: with it in int8, a calibration set unlike the scored
+    content lowered the least distorted clips' scores by up to 0.08 DCR (``benchmarks/results/fr_quantization.md``).
+    """
+    trunk = trunk_convs(model)
+    convs = {node.name: node for node in model.graph.node if node.name in set(trunk)}
+
+    def strided(name: str) -> bool:
+        return any(a.name == "strides" and max(a.ints) > 1 for a in convs[name].attribute)
+
+    if len(trunk) < 2 or not strided(trunk[0]):
+        raise ModelError("the FR trunk does not start with a strided stem convolution")
+    first_stage = set()
+    for name in trunk[1:]:
+        if strided(name):
+            break
+        first_stage.add(name)
+    return [name for name in trunk if name not in first_stage]
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a model kind is quantized with Q/DQ."""
@@ -202,11 +225,12 @@ class Recipe:
 
 RECIPES = {
     "nr": Recipe(quantized_nodes, "Percentile", quantize_outputs=False),
-    # FR (benchmarks/results/fr_quantization.md, the trained model on held-out clips): min-max ranges, as the
-    # 99.99th percentile moved the worst clip by 0.14 DCR; Q/DQ on the convolutions' inputs only (TensorRT's
-    # placement), as Q/DQ on their outputs too moved it by 0.06 instead of 0.03 (though ONNX Runtime then fuses
-    # int8 convolutions: no faster than float on the CPUs measured, where inputs-only runs at 0.6x).
-    "fr": Recipe(trunk_convs, "MinMax", quantize_outputs=False),
+    # FR (benchmarks/results/fr_quantization.md, the trained model on held-out clips): the trunk but its first
+    # stage, as quantizing that stage too moved the worst clip by 0.08 DCR when calibrated on unlike content;
+    # min-max ranges, as the 99.99th percentile moved it more; Q/DQ on the convolutions' inputs only (TensorRT's
+    # placement), as Q/DQ on their outputs too moved it more (though ONNX Runtime then fuses int8 convolutions:
+    # no faster than float on the CPUs measured).
+    "fr": Recipe(int8_trunk_convs, "MinMax", quantize_outputs=False),
 }
 
 

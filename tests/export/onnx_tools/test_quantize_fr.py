@@ -11,7 +11,7 @@ from onnx import TensorProto, numpy_helper
 
 from vqa_rt.errors import InputError, ModelError
 from vqa_rt.export.onnx_tools.calibration_sets import evenly_spaced
-from vqa_rt.export.onnx_tools.quantize import quantize_model, trunk_convs
+from vqa_rt.export.onnx_tools.quantize import int8_trunk_convs, quantize_model, trunk_convs
 from vqa_rt.runtime.frames.options import FrameOptions
 from vqa_rt.runtime.frames.sources import VideoInput
 from vqa_rt.runtime.frames.synthetic import DISTORTIONS, make_test_clip
@@ -56,7 +56,7 @@ def _metadata(path):
     return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
 
 
-def test_only_the_feature_trunk_is_int8(quantized, trained_fr):
+def test_only_the_feature_trunk_but_its_first_stage_is_int8(quantized, trained_fr):
     path, _ = quantized
     model = onnx.load(path)
     constants = {t.name: t for t in model.graph.initializer}
@@ -64,8 +64,11 @@ def test_only_the_feature_trunk_is_int8(quantized, trained_fr):
                            and n.input[0] in constants}
     int8_layers = {n.name for n in model.graph.node if len(n.input) > 1 and n.input[1] in dequantized_weights}
     source = onnx.load(trained_fr)
-    assert int8_layers == set(trunk_convs(source))
-    assert len(int8_layers) == 20  # ResNet-18's convolutions, the stem included
+    assert int8_layers == set(int8_trunk_convs(source))
+    assert len(int8_layers) == 16  # ResNet-18's 20 convolutions, the stem included, but layer1's 4
+    weights = {n.name: n.input[1] for n in source.graph.node if n.op_type == "Conv"}
+    float_trunk = sorted(weights[name] for name in set(trunk_convs(source)) - int8_layers)
+    assert float_trunk == [f"trunk.layer1.{block}.conv{conv}.weight" for block in (0, 1) for conv in (1, 2)]
     float_layers = [n for n in model.graph.node if n.op_type in ("DeformConv", "Gemm", "Conv")
                     and n.name not in int8_layers]
     assert {n.op_type for n in float_layers} == {"DeformConv", "Gemm", "Conv"}
@@ -113,6 +116,27 @@ def test_evenly_spaced_indices():
 def test_the_trunk_is_found_only_in_an_fr_graph(nr_export):
     with pytest.raises(ModelError, match="no single Concat of two inputs on the batch axis"):
         trunk_convs(onnx.load(nr_export.path))
+
+
+@pytest.mark.parametrize("stem_stride", [1, 2])
+def test_the_first_stage_ends_at_the_next_strided_convolution(stem_stride):
+    """A trunk of 4 convolutions (stem, two at its resolution, one strided): the two are the first stage; a
+    trunk whose stem is not strided is refused."""
+    from onnx import helper
+
+    strides = [stem_stride, 1, 1, 2]
+    weight = numpy_helper.from_array(np.zeros((3, 3, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Concat", ["ref", "dist"], ["x0"], name="stack", axis=0)]
+    nodes += [helper.make_node("Conv", [f"x{i}", "w"], [f"x{i + 1}"], name=f"conv{i}", strides=[s, s])
+              for i, s in enumerate(strides)]
+    frames = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 3, 8, 8]) for name in ("ref", "dist")]
+    out = helper.make_tensor_value_info("x4", TensorProto.FLOAT, None)
+    model = helper.make_model(helper.make_graph(nodes, "trunk", frames, [out], [weight]))
+    if stem_stride == 1:
+        with pytest.raises(ModelError, match="does not start with a strided stem"):
+            int8_trunk_convs(model)
+    else:
+        assert int8_trunk_convs(model) == ["conv0", "conv3"]
 
 
 def test_bad_fr_inputs_write_nothing(trained_fr, manifests, write_csv, clip, tmp_path):
