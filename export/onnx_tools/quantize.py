@@ -253,7 +253,9 @@ def _static(source: str, output: str, mode: str, kind: str, feeds: list[Feed], l
         op_types_to_quantize=["MatMul", "Gemm", "Conv"],
         per_channel=not fp8, activation_type=qtype, weight_type=qtype, use_external_data_format=large,
         calibrate_method=getattr(CalibrationMethod, calibration_method(mode, kind)),
+        # biases stay float: TensorRT's ONNX parser rejects an int32 DequantizeLinear (ONNX Runtime fuses either)
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibTensorRangeSymmetric": True,
+                       "QuantizeBias": False,
                        "CalibPercentile": CALIBRATION_PERCENTILE, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
                        "OpTypesToExcludeOutputQuantization": excluded},
     )

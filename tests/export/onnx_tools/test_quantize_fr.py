@@ -73,6 +73,9 @@ def test_only_the_feature_trunk_but_its_first_stage_is_int8(quantized, trained_f
                     and n.name not in int8_layers]
     assert {n.op_type for n in float_layers} == {"DeformConv", "Gemm", "Conv"}
     assert all(n.input[1] in constants for n in float_layers)  # float weights, no Q/DQ in front
+    dequantized = [constants[n.input[0]] for n in model.graph.node if n.op_type == "DequantizeLinear"
+                   and n.input[0] in constants]
+    assert {t.data_type for t in dequantized} == {TensorProto.INT8}  # no int32 biases: TensorRT refuses them
     zero_points = [constants[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert {z.data_type for z in zero_points} == {TensorProto.INT8}
     assert all(np.all(numpy_helper.to_array(z) == 0) for z in zero_points)

@@ -47,6 +47,17 @@ def nr_int8(nr_export, tmp_path_factory) -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def fr_int8(fr_export, tmp_path_factory) -> str:
+    """The FR model with int8 Q/DQ from vqa-rt's FR recipe (calibrated on seeded random frame pairs)."""
+    path = str(tmp_path_factory.mktemp("fr_int8") / "fr_int8.onnx")
+    rng = np.random.default_rng(5)
+    feeds = [{name: rng.standard_normal((1, 3, 64, 96), dtype=np.float32)
+              for name in ("ref", "dist", "ref_prev", "dist_prev")} for _ in range(4)]
+    quantize_onnx(fr_export.path, path, "int8", feeds, kind="fr")
+    return path
+
+
 def onnx_io(path: str) -> dict[str, list[dict]]:
     """The graph's inputs and outputs as a plan's sidecar records them (TensorRT dtype names, -1 when dynamic)."""
     model = onnx.load(path, load_external_data=False)
@@ -99,6 +110,16 @@ def test_fr_plans_with_decomposed_deform_conv(fr_export, tmp_path, precision, ta
         assert sidecar["layers"]["output_precisions"].get("FP16", 0) > 0
     assert "3 DeformConv decomposed into GridSample + MatMul" in report.graph
     assert sidecar["profile"]["ref"] == {"min": [1, 3, 64, 64], "opt": [1, 3, 240, 320], "max": [2, 3, 480, 640]}
+
+
+@needs_rtx
+def test_fr_int8_plan(fr_int8, tmp_path):
+    """vqa-rt's int8 FR graph builds (its biases float: TensorRT's parser refuses an int32 DequantizeLinear)."""
+    plan = str(tmp_path / "fr.plan")
+    report = build_engine(fr_int8, plan, BuildOptions("int8", SMALL, targets="sm89", deform="decomposed"))
+    sidecar = check_plan(plan, fr_int8, "int8", ["sm89"], "decomposed")
+    assert sidecar["layers"]["output_precisions"].get("INT8", 0) > 0
+    assert "Q/DQ nodes" in report.graph
 
 
 @needs_rtx
