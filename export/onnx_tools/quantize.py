@@ -196,7 +196,7 @@ def int8_trunk_convs(model: onnx.ModelProto) -> list[str]:
     stride-1 convolutions between the stem and the next strided one, at a quarter of the frame's size).
 
     Rounding that stage's inputs reads as distortion: with it in int8, a calibration set unlike the scored
-    content lowered the least distorted clips' scores by up to 0.08 DCR (``benchmarks/results/fr_quantization.md``).
+    content lowered the least distorted clips' scores by up to 0.07 DCR (``benchmarks/results/fr_quantization.md``).
     """
     trunk = trunk_convs(model)
     convs = {node.name: node for node in model.graph.node if node.name in set(trunk)}
@@ -226,7 +226,7 @@ class Recipe:
 RECIPES = {
     "nr": Recipe(quantized_nodes, "Percentile", quantize_outputs=False),
     # FR (benchmarks/results/fr_quantization.md, the trained model on held-out clips): the trunk but its first
-    # stage, as quantizing that stage too moved the worst clip by 0.08 DCR when calibrated on unlike content;
+    # stage, as quantizing that stage too moved the worst clip by 0.07 DCR when calibrated on unlike content;
     # min-max ranges, as the 99.99th percentile moved it more; Q/DQ on the convolutions' inputs only (TensorRT's
     # placement), as Q/DQ on their outputs too moved it more (though ONNX Runtime then fuses int8 convolutions:
     # no faster than float on the CPUs measured).
