@@ -199,7 +199,8 @@ def int8_trunk_convs(model: onnx.ModelProto) -> list[str]:
     content lowered the least distorted clips' scores by up to 0.07 DCR (``benchmarks/results/fr_quantization.md``).
     """
     trunk = trunk_convs(model)
-    convs = {node.name: node for node in model.graph.node if node.name in set(trunk)}
+    members = set(trunk)
+    convs = {node.name: node for node in model.graph.node if node.name in members}
 
     def strided(name: str) -> bool:
         return any(a.name == "strides" and max(a.ints) > 1 for a in convs[name].attribute)

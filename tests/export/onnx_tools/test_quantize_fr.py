@@ -7,7 +7,7 @@ import os
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from vqa_rt.errors import InputError, ModelError
 from vqa_rt.export.onnx_tools.calibration_sets import evenly_spaced
@@ -125,8 +125,6 @@ def test_the_trunk_is_found_only_in_an_fr_graph(nr_export):
 def test_the_first_stage_ends_at_the_next_strided_convolution(stem_stride):
     """A trunk of 4 convolutions (stem, two at its resolution, one strided): the two are the first stage; a
     trunk whose stem is not strided is refused."""
-    from onnx import helper
-
     strides = [stem_stride, 1, 1, 2]
     weight = numpy_helper.from_array(np.zeros((3, 3, 1, 1), np.float32), "w")
     nodes = [helper.make_node("Concat", ["ref", "dist"], ["x0"], name="stack", axis=0)]
