@@ -5,11 +5,11 @@ Modes:
 - ``int8``: explicit Q/DQ (``QuantizeLinear``/``DequantizeLinear``) on the inputs of the
   layers each model kind quantizes (NR: the linear layers and convolutions that
   :func:`quantized_nodes` picks; FR: the convolutions of its feature trunk but its first
-  stage's, :func:`int8_trunk_convs`): symmetric signed int8 (zero point 0), weights per output channel,
-  activation ranges from the calibration frames (NR: the 99.99th percentile of |values|;
-  FR: their largest |value|). That is what TensorRT (11 and later: precision comes from the
-  graph) builds int8 kernels from; ONNX Runtime's CPU provider runs it with int8 kernels too
-  (see ``runtime/engines/backends/unsigned_qdq.py``).
+  stage's, :func:`int8_trunk_convs`): symmetric signed int8 (zero point 0), weights per
+  output channel, biases float, activation ranges from the calibration frames (NR: the
+  99.99th percentile of |values|; FR: their largest |value|). That is what TensorRT (11 and
+  later: precision comes from the graph) builds int8 kernels from; ONNX Runtime's CPU provider
+  runs it with int8 kernels too (see ``runtime/engines/backends/unsigned_qdq.py``).
 - ``fp8``: the same Q/DQ placement with FLOAT8E4M3FN, per-tensor scales (Distribution
   calibration), for GPUs with FP8 tensor cores. ONNX Runtime's CPU provider runs it from
   1.32 (slower than the float model here); where it cannot, the graph is written and the report says so.

@@ -52,8 +52,8 @@ def fr_int8(fr_export, tmp_path_factory) -> str:
     """The FR model with int8 Q/DQ from vqa-rt's FR recipe (calibrated on seeded random frame pairs)."""
     path = str(tmp_path_factory.mktemp("fr_int8") / "fr_int8.onnx")
     rng = np.random.default_rng(5)
-    feeds = [{name: rng.standard_normal((1, 3, 64, 96), dtype=np.float32)
-              for name in ("ref", "dist", "ref_prev", "dist_prev")} for _ in range(4)]
+    inputs = [value.name for value in onnx.load(fr_export.path, load_external_data=False).graph.input]
+    feeds = [{name: rng.standard_normal((1, 3, 64, 96), dtype=np.float32) for name in inputs} for _ in range(4)]
     quantize_onnx(fr_export.path, path, "int8", feeds, kind="fr")
     return path
 
