@@ -9,7 +9,11 @@ One run:
 3. for the FR model and each baseline (psnr, ssim, ms-ssim, vmaf), times, alternating, ``rounds`` times:
    four ``vqa-rt score -r REF -d Di -o Di.json`` processes one after another, and one
    ``vqa-rt score -r REF -d D1 -d D2 -d D3 -d D4 --output-dir DIR`` process;
-4. checks every rendition's per-frame metrics of the two ways against each other.
+4. checks every rendition's per-frame metrics of the two ways against each other;
+5. times the FR model's inference alone, in this process: one call of its ladder graph on the reference and
+   the four renditions against four calls of the one-graph model, one per pair, alternating (random frames of
+   the same size; the time does not depend on the pixels). This ratio is what exact sharing leaves of the
+   model's work; the end-to-end ratio also saves the reference's decode and conversion and three start-ups.
 
 It writes ``ladder.json`` (every time) and ``ladder.md`` (a summary) and asserts nothing.
 
@@ -25,9 +29,12 @@ import subprocess
 import tempfile
 import time
 
+import numpy as np
 import onnxruntime
-from common import SEED, machine_info, machine_line, main, table
+from common import SEED, machine_info, machine_line, main, table, timed
 
+from vqa_rt.runtime.engines.backends.onnxrt import OnnxRuntimeRunner
+from vqa_rt.runtime.engines.ladder_graph import ladder_graph
 from vqa_rt.runtime.frames.synthetic import make_test_clip
 from vqa_rt.runtime.scorers.baselines.vmaf import find_vmaf_ffmpeg
 
@@ -89,6 +96,31 @@ def compare_engine(engine: str, reference: str, renditions: list[str], size: lis
             "max_abs_metric_difference": difference}
 
 
+def compare_inference(model: str, width: int, height: int, renditions: int, rounds: int) -> dict:
+    """The FR model's inference alone: one ladder-graph call for ``renditions`` renditions against one
+    one-graph call per pair, alternating after two warm-up calls each; median seconds per frame step."""
+    rng = np.random.default_rng(SEED)
+
+    def frames(count: int) -> np.ndarray:
+        return rng.standard_normal((count, 3, height, width), dtype=np.float32)
+
+    ladder_feed = {"ref": frames(1), "ref_prev": frames(1), "dist": frames(renditions), "dist_prev": frames(renditions)}
+    pair_feeds = [{**ladder_feed, "dist": ladder_feed["dist"][[row]], "dist_prev": ladder_feed["dist_prev"][[row]]}
+                  for row in range(renditions)]
+    with OnnxRuntimeRunner(model) as pair, OnnxRuntimeRunner(model, rewrite=ladder_graph) as ladder:
+        calls = {"separate": lambda: [pair.infer(feed) for feed in pair_feeds],
+                 "ladder": lambda: ladder.infer(ladder_feed)}
+        for _ in range(2):
+            for call in calls.values():
+                call()
+        times = {way: [] for way in calls}
+        for round_ in range(rounds):
+            for way in list(calls) if round_ % 2 == 0 else list(calls)[::-1]:
+                times[way].append(timed(calls[way])[0])
+    medians = {way: statistics.median(values) for way, values in times.items()}
+    return {"times": times, "median": medians, "ratio": medians["ladder"] / medians["separate"]}
+
+
 def run(args) -> dict:
     info = machine_info(onnxruntime=onnxruntime.__version__)
     width, height, frames = (960, 540, 8) if args.quick else (1920, 1080, args.frames)
@@ -104,10 +136,12 @@ def run(args) -> dict:
             results[engine] = compare_engine(model if engine == "fr" else engine, reference, renditions, size,
                                              scratch, args.rounds)
             print(engine, json.dumps(results[engine]["median"]), f"ratio {results[engine]['ratio']:.3f}")
+        inference = compare_inference(model, width, height, len(renditions), 4 if args.quick else 8)
+        print("fr inference alone", json.dumps(inference["median"]), f"ratio {inference['ratio']:.3f}")
     info["load_average_end"] = os.getloadavg()
     return {"machine": info, "settings": {"width": width, "height": height, "frames": frames, "crfs": list(CRFS),
                                           "rounds": args.rounds, "mode": "quick" if args.quick else "full"},
-            "engines": results}
+            "engines": results, "fr_inference": inference}
 
 
 def render(results: dict) -> str:
@@ -125,6 +159,16 @@ def render(results: dict) -> str:
     lines += table(["engine", "4 separate runs (s)", "ladder (s)", "ladder / separate", "max \\|Δ metric\\|"], rows)
     ratio = results["engines"]["fr"]["ratio"]
     lines += ["", f"FR target ≤ {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'} ({ratio:.3f}x).", ""]
+    if "fr_inference" in results:
+        inference = results["fr_inference"]
+        lines += [f"FR inference alone (one process, random {settings['width']}x{settings['height']} frames, "
+                  f"{len(inference['times']['ladder'])} alternating rounds): one ladder-graph call for "
+                  f"{len(settings['crfs'])} renditions {inference['median']['ladder']:.3f} s, one call per pair "
+                  f"({len(settings['crfs'])} calls) {inference['median']['separate']:.3f} s, ratio {inference['ratio']:.3f}: what exact sharing "
+                  "leaves of the model's work per frame (the feature trunk runs on N + 1 frames instead of 2N; the "
+                  "deformable fusion, the distorted halves of the offset predictors and the temporal branch run per "
+                  "rendition). The end-to-end ratio above also saves the reference's decode and conversion and "
+                  f"{len(settings['crfs']) - 1} process start-ups.", ""]
     if settings["mode"] == "quick":
         lines += ["Quick run: 960x540, 8 frames.", ""]
     return "\n".join(lines)
