@@ -159,16 +159,15 @@ def render(results: dict) -> str:
     lines += table(["engine", "4 separate runs (s)", "ladder (s)", "ladder / separate", "max \\|Δ metric\\|"], rows)
     ratio = results["engines"]["fr"]["ratio"]
     lines += ["", f"FR target ≤ {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'} ({ratio:.3f}x).", ""]
-    if "fr_inference" in results:
-        inference = results["fr_inference"]
-        lines += [f"FR inference alone (one process, random {settings['width']}x{settings['height']} frames, "
-                  f"{len(inference['times']['ladder'])} alternating rounds): one ladder-graph call for "
-                  f"{len(settings['crfs'])} renditions {inference['median']['ladder']:.3f} s, one call per pair "
-                  f"({len(settings['crfs'])} calls) {inference['median']['separate']:.3f} s, ratio {inference['ratio']:.3f}: what exact sharing "
-                  "leaves of the model's work per frame (the feature trunk runs on N + 1 frames instead of 2N; the "
-                  "deformable fusion, the distorted halves of the offset predictors and the temporal branch run per "
-                  "rendition). The end-to-end ratio above also saves the reference's decode and conversion and "
-                  f"{len(settings['crfs']) - 1} process start-ups.", ""]
+    inference, renditions = results["fr_inference"], len(settings["crfs"])
+    lines += [f"FR inference alone (one process, random {settings['width']}x{settings['height']} frames, "
+              f"{len(inference['times']['ladder'])} alternating rounds): one ladder-graph call for {renditions} "
+              f"renditions {inference['median']['ladder']:.3f} s, one call per pair ({renditions} calls) "
+              f"{inference['median']['separate']:.3f} s, ratio {inference['ratio']:.3f}: what exact sharing leaves of "
+              "the model's work per frame (the feature trunk runs on N + 1 frames instead of 2N; the deformable "
+              "fusion, the distorted halves of the offset predictors and the temporal branch run per rendition). "
+              "The end-to-end ratio above also saves the reference's decode and conversion and "
+              f"{renditions - 1} process start-ups.", ""]
     if settings["mode"] == "quick":
         lines += ["Quick run: 960x540, 8 frames.", ""]
     return "\n".join(lines)
