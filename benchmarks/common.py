@@ -129,11 +129,9 @@ class Plan:
     e2e_sizes: tuple[tuple[int, int, int], ...]  # count: clip frames
 
 
-def compare_at(calls: dict, rounds: int, warmup: int) -> dict:
-    """Warm both backends, then time ``rounds`` calls of each, alternating which goes first.
-
-    ``calls`` maps "onnxruntime" and "pytorch" to zero-argument callables returning comparable arrays.
-    """
+def alternate(calls: dict, rounds: int, warmup: int) -> tuple[dict[str, list[float]], dict]:
+    """``warmup`` untimed calls of each of ``calls`` (name: zero-argument callable), then ``rounds`` timed calls
+    of each, alternating which goes first; the seconds by name and each call's last warm-up output."""
     outputs = {name: None for name in calls}
     for _ in range(warmup):
         for name, call in calls.items():
@@ -144,6 +142,15 @@ def compare_at(calls: dict, rounds: int, warmup: int) -> dict:
         for name in names if r % 2 == 0 else names[::-1]:
             seconds, _ = timed(calls[name])
             times[name].append(seconds)
+    return times, outputs
+
+
+def compare_at(calls: dict, rounds: int, warmup: int) -> dict:
+    """Warm both backends, then time ``rounds`` calls of each, alternating which goes first.
+
+    ``calls`` maps "onnxruntime" and "pytorch" to zero-argument callables returning comparable arrays.
+    """
+    times, outputs = alternate(calls, rounds, warmup)
     result = {name: summary(t) for name, t in times.items()}
     result["ort_over_pytorch"] = result["onnxruntime"]["frames_per_s"] / result["pytorch"]["frames_per_s"]
     if warmup:

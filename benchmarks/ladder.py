@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 import onnxruntime
-from common import SEED, machine_info, machine_line, main, table, timed
+from common import SEED, alternate, machine_info, machine_line, main, table
 
 from vqa_rt.runtime.engines.backends.onnxrt import OnnxRuntimeRunner
 from vqa_rt.runtime.engines.ladder_graph import ladder_graph
@@ -108,15 +108,8 @@ def compare_inference(model: str, width: int, height: int, renditions: int, roun
     pair_feeds = [{**ladder_feed, "dist": ladder_feed["dist"][[row]], "dist_prev": ladder_feed["dist_prev"][[row]]}
                   for row in range(renditions)]
     with OnnxRuntimeRunner(model) as pair, OnnxRuntimeRunner(model, rewrite=ladder_graph) as ladder:
-        calls = {"separate": lambda: [pair.infer(feed) for feed in pair_feeds],
-                 "ladder": lambda: ladder.infer(ladder_feed)}
-        for _ in range(2):
-            for call in calls.values():
-                call()
-        times = {way: [] for way in calls}
-        for round_ in range(rounds):
-            for way in list(calls) if round_ % 2 == 0 else list(calls)[::-1]:
-                times[way].append(timed(calls[way])[0])
+        times, _ = alternate({"separate": lambda: [pair.infer(feed) for feed in pair_feeds],
+                              "ladder": lambda: ladder.infer(ladder_feed)}, rounds, warmup=2)
     medians = {way: statistics.median(values) for way, values in times.items()}
     return {"times": times, "median": medians, "ratio": medians["ladder"] / medians["separate"]}
 
